@@ -1,0 +1,326 @@
+"""Admission and settlement: the one Redis round trip before a request is forwarded, and the
+one after it finished.
+
+The Lua scripts (apps/gateway/lua/) run atomically on the tenant's slot (every key carries
+`{o:<org>}`), so what they check and take holds across every worker and machine sharing the
+Redis: the key's cut-off, token buckets for requests and tokens (key and organization), the
+requests in flight, and a hold on the tenant's credit for the most the request can cost.
+"""
+
+import asyncio
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from apps.gateway.errors import ApiError, authentication_failed, service_unavailable
+from apps.gateway.key_cache import KeyRecord
+from apps.gateway.pricing import plain
+from apps.hotstate import keyspace
+from apps.ledger.money import units_to_usd
+
+log = logging.getLogger(__name__)
+
+LUA = Path(__file__).parent / "lua"
+LOG_EVERY_S = 10.0
+SETTLE_RETRY_PAUSES_S = (0.2, 1.0, 5.0, 0.0)  # four attempts over about six seconds
+
+ADMITTED, CUT_OFF, RATE_LIMITED, TOO_MANY_IN_FLIGHT, NO_CREDIT, NOT_SEEDED, STALE, SUSPENDED = (
+    range(1, 9)
+)
+
+
+class LuaScript:
+    """A Lua script called by EVALSHA, loaded into Redis on the first NOSCRIPT.
+
+    redis-py's registered scripts ask `SCRIPT EXISTS` before every pipelined call; on the hot
+    path we send EVALSHA directly and load the script only when Redis does not know it.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis' script id
+
+    async def load(self, client: aioredis.Redis) -> None:
+        await client.script_load(self.source)
+
+    async def run(self, client: aioredis.Redis, keys: list[str], args: list[object]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            await self.load(client)
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """What a request wants: tokens, output allowance and prices (1e-10 USD per token)."""
+
+    request_id: str
+    prompt_tokens: int = 0
+    allowance: int = 0  # output tokens over all choices
+    choices: int = 1
+    prompt_cost_units: Decimal = Decimal(0)
+    output_price_units: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    allowance: int  # output tokens over all choices, possibly lowered to what credit affords
+    hold_units: int
+    headers: list[tuple[bytes, bytes]]
+    epoch: int
+    credit_left_units: int | None = None  # after the hold; None when admitted without Redis
+
+    @property
+    def metered(self) -> bool:
+        """False when Redis was down and the request was admitted anyway (fail-open)."""
+        return self.credit_left_units is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    credit_left_units: int | None  # None when the counter is not seeded (Redis lost it)
+
+
+def tenant_keys(key: KeyRecord) -> dict[str, str]:
+    org, kid = key.org_id, key.id
+    return {
+        "cutoff": keyspace.key_not_valid_after(org, kid),
+        "epoch": keyspace.tenant_epoch(org),
+        "buckets": keyspace.token_buckets(org),
+        "key_inflight": keyspace.key_in_flight(org, kid),
+        "org_inflight": keyspace.org_in_flight(org),
+        "credit": keyspace.credit_available(org),
+        "holds": keyspace.reservations(org),
+        "hold_deadlines": keyspace.reservation_deadlines(org),
+    }
+
+
+class Admission:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        settle_client: aioredis.Redis,
+        *,
+        fail_open: bool,
+        min_answer_tokens: int,
+        hold_lifetime_s: int,
+    ) -> None:
+        self._client = client
+        self._settle_client = settle_client
+        self._admit = LuaScript((LUA / "admit.lua").read_text())
+        self._settle = LuaScript((LUA / "settle.lua").read_text())
+        self._fail_open = fail_open
+        self._min_answer_tokens = min_answer_tokens
+        self._hold_lifetime_s = hold_lifetime_s
+        self._last_logged = 0.0
+        self.redis_failures = 0
+
+    async def admit(self, key: KeyRecord, ask: Ask) -> Admitted | int:
+        """Admitted; NOT_SEEDED when the credit counter must first be loaded from the ledger;
+        STALE when the key's limits changed since it was cached (nothing was taken).
+        Raises ApiError for every refusal (401, 402, 429, 503)."""
+        names = tenant_keys(key)
+        keys = [names[name] for name in ADMIT_KEY_ORDER]
+        args = [
+            ask.request_id,
+            key.key_limits.rpm, key.key_limits.tpm, key.key_limits.concurrency,
+            key.org_limits.rpm, key.org_limits.tpm, key.org_limits.concurrency,
+            ask.prompt_tokens, ask.allowance, ask.choices,
+            plain(ask.prompt_cost_units), plain(ask.output_price_units),
+            key.spending_floor_units, self._min_answer_tokens,
+            self._hold_lifetime_s, self._hold_lifetime_s, key.epoch, int(key.suspended),
+            key.id,
+        ]  # fmt: skip
+        try:
+            reply = await self._admit.run(self._client, keys, args)
+        except RedisError as error:
+            self._note_redis_failure(error)
+            if self._fail_open:
+                return Admitted(ask.allowance, 0, [], key.epoch)
+            raise service_unavailable(
+                "The service is temporarily unable to admit requests; retry shortly."
+            ) from None
+        return _verdict(reply, key)
+
+    async def seed_credit(self, key: KeyRecord, balance_units: int) -> None:
+        """Start the tenant's credit counter from the ledger balance (if nobody did yet)."""
+        await self._client.set(keyspace.credit_available(key.org_id), balance_units, nx=True)
+
+    async def settle(
+        self, key: KeyRecord, request_id: str, *, token_refund: int, cost_units: int,
+        event: dict[str, str] | None,
+    ) -> Settled:  # fmt: skip
+        """Give back what the request did not use and hand its usage event to metering, in
+        one pipelined round trip. Runs after the answer, on its own patient connection pool,
+        and is retried: the script's settled marker makes a repeat a no-op, and metering
+        ingests each request id once."""
+        names = tenant_keys(key)
+        keys = [names[name] for name in SETTLE_KEY_ORDER]
+        keys.append(keyspace.settled_marker(key.org_id, request_id))
+        args = [
+            request_id, token_refund, key.key_limits.tpm, key.org_limits.tpm, cost_units, key.id,
+        ]  # fmt: skip
+        for attempt, pause in enumerate(SETTLE_RETRY_PAUSES_S):
+            try:
+                return await self._settle_once(keys, args, event)
+            except RedisError as error:
+                self._note_redis_failure(error)
+                log.warning(
+                    "settlement of %s failed (attempt %d): %s", request_id, attempt + 1, error
+                )
+                await asyncio.sleep(pause)
+        log.error("settlement of request %s was not recorded", request_id)
+        return Settled(None)
+
+    async def _settle_once(
+        self, keys: list[str], args: list[object], event: dict[str, str] | None
+    ) -> Settled:
+        if event is None:
+            left = await self._settle.run(self._settle_client, keys, args)
+            return Settled(None if left is None else int(left))
+        try:
+            results = await self._settle_pipeline(keys, args, event)
+        except NoScriptError:
+            await self._settle.load(self._settle_client)
+            results = await self._settle_pipeline(keys, args, event)
+        left = results[0]
+        return Settled(None if left is None else int(left))
+
+    async def _settle_pipeline(
+        self, keys: list[str], args: list[object], event: dict[str, str]
+    ) -> list:
+        async with self._settle_client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._settle.sha, len(keys), *keys, *args)
+            pipe.xadd(keyspace.USAGE_STREAM, event)
+            return await pipe.execute(raise_on_error=True)
+
+    async def close(self) -> None:
+        await self._settle_client.aclose()
+
+    def _note_redis_failure(self, error: RedisError) -> None:
+        self.redis_failures += 1
+        now = time.monotonic()
+        if now - self._last_logged >= LOG_EVERY_S:
+            self._last_logged = now
+            policy = "admitting (fail open)" if self._fail_open else "refusing with 503"
+            log.error(
+                "Redis unavailable for admission (%s); %s; %d failures so far",
+                type(error).__name__,
+                policy,
+                self.redis_failures,
+            )
+
+
+ADMIT_KEY_ORDER = (
+    "cutoff", "epoch", "buckets", "key_inflight", "org_inflight", "credit", "holds",
+    "hold_deadlines",
+)  # fmt: skip
+SETTLE_KEY_ORDER = (
+    "buckets", "key_inflight", "org_inflight", "credit", "holds", "hold_deadlines",
+)  # fmt: skip
+
+
+def _verdict(reply: list, key: KeyRecord) -> Admitted | int:
+    verdict, epoch = int(reply[0]), int(reply[1])
+    if verdict == ADMITTED:
+        return Admitted(
+            int(reply[2]), int(reply[3]), rate_limit_headers(reply[5:11]), epoch, int(reply[4])
+        )
+    if verdict in (NOT_SEEDED, STALE):
+        return verdict
+    if verdict == CUT_OFF:
+        raise authentication_failed("This API key has been revoked or has expired.")
+    if verdict == SUSPENDED:
+        raise ApiError(
+            403,
+            "This organization is suspended; contact the operator of this service.",
+            type="permission_error",
+            code="organization_suspended",
+        )
+    if verdict == NO_CREDIT:
+        raise insufficient_credit(int(reply[2]), int(reply[3]), key)
+    raise rate_limited(reply, key)
+
+
+def insufficient_credit(balance_units: int, needed_units: int, key: KeyRecord) -> ApiError:
+    balance = plain(units_to_usd(balance_units))
+    needed = plain(units_to_usd(needed_units))
+    floor = plain(units_to_usd(-key.spending_floor_units))
+    detail = f" (credit limit {floor} USD)" if key.spending_floor_units else ""
+    return ApiError(
+        402,
+        f"Insufficient credits: the balance is {balance} USD{detail} and this request needs "
+        f"up to {needed} USD. Add credits or lower max_tokens.",
+        type="insufficient_credits",
+        code="insufficient_credits",
+    )
+
+
+def rate_limited(reply: list, key: KeyRecord) -> ApiError:
+    kind, scope = _text(reply[2]), _text(reply[3])
+    wait_ms, needed, limit = int(reply[4]), _text(reply[5]), int(reply[6])
+    whose = "this API key" if scope == "key" else "your organization"
+    if kind == "concurrency":
+        message = f"Too many requests in flight: {whose} allows {limit} at once."
+    elif wait_ms < 0:
+        message = (
+            f"This request needs {needed} tokens, more than the {limit} tokens per minute "
+            f"{whose} allows. Lower max_tokens or the prompt size."
+        )
+    else:
+        unit = "requests" if kind == "requests" else "tokens"
+        message = f"Rate limit reached: {whose} allows {limit} {unit} per minute."
+    retry_after = max(1, math.ceil(wait_ms / 1000)) if wait_ms >= 0 else 60
+    return ApiError(
+        429,
+        f"{message} Retry after {retry_after}s.",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"retry-after": str(retry_after)},
+        extra_headers=rate_limit_headers(reply[7:13]),
+    )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def rate_limit_headers(values: list) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers from the script's report (-1: no such limit)."""
+    headers: list[tuple[bytes, bytes]] = []
+    for kind, (limit, remaining, reset_ms) in (
+        ("requests", values[0:3]),
+        ("tokens", values[3:6]),
+    ):
+        if int(limit) < 0:
+            continue
+        headers += [
+            (f"x-ratelimit-limit-{kind}".encode(), str(int(limit)).encode()),
+            (f"x-ratelimit-remaining-{kind}".encode(), str(int(remaining)).encode()),
+            (f"x-ratelimit-reset-{kind}".encode(), openai_duration(int(reset_ms)).encode()),
+        ]
+    return headers
+
+
+def openai_duration(milliseconds: int) -> str:
+    """OpenAI's reset format: `17ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`."""
+    if milliseconds < 1000:
+        return f"{max(0, milliseconds)}ms"
+    seconds, millis = divmod(milliseconds, 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    secs = f"{seconds}.{millis:03d}".rstrip("0").rstrip(".") + "s"
+    if hours:
+        return f"{hours}h{minutes}m{secs}"
+    if minutes:
+        return f"{minutes}m{secs}"
+    return secs

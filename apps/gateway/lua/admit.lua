@@ -1,0 +1,175 @@
+-- Admission: every check and every take for one request, atomically, in one round trip.
+-- All keys share the tenant's hash tag, so this runs on Redis Cluster too.
+--
+-- KEYS: 1 key cut-off marker  2 tenant epoch  3 token buckets hash (field per bucket: "level at")
+--       4 key in-flight zset   5 org in-flight zset
+--       6 credit available     7 holds hash          8 hold deadlines zset
+-- ARGV: 1 request id
+--       2 key rpm  3 key tpm  4 key concurrency  5 org rpm  6 org tpm  7 org concurrency (0: none)
+--       8 prompt tokens  9 output allowance (tokens, all choices)  10 choices (n)
+--       11 prompt cost (1e-10 USD, may be fractional)  12 output price per token (1e-10 USD)
+--       13 spending floor (1e-10 USD, <= 0)  14 minimal answer tokens
+--       15 hold lifetime (s)  16 in-flight slot lifetime (s)
+--       17 the tenant epoch the caller's limits were read at (-1: unknown)
+--       18 1 if the caller's record says the organization is suspended
+--       19 the API key id (names the key's buckets)
+-- Returns {verdict, epoch, ...}; verdicts: 1 admitted, 2 cut off, 3 rate limited,
+-- 4 too many in flight, 5 insufficient credit, 6 credit counter not seeded,
+-- 7 the caller's limits are stale (nothing taken: reload them and ask again),
+-- 8 the organization is suspended (nothing taken).
+
+local function int(x) return string.format('%.0f', x) end
+
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+
+if tonumber(ARGV[17]) ~= epoch then
+  return {7, epoch}
+end
+if ARGV[18] == '1' then
+  return {8, epoch}
+end
+
+local cutoff = redis.call('GET', KEYS[1])
+if cutoff and tonumber(cutoff) <= now then
+  return {2, epoch}
+end
+
+-- Release holds of requests whose worker died (bounded work per call).
+local expired = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now, 'LIMIT', 0, 20)
+for _, id in ipairs(expired) do
+  local held = redis.call('HGET', KEYS[7], id)
+  if held then
+    redis.call('INCRBY', KEYS[6], held)  -- held is the exact integer string stored below
+    redis.call('HDEL', KEYS[7], id)
+  end
+  redis.call('ZREM', KEYS[8], id)
+end
+
+-- Credit: hold the most the request can cost, lowering the allowance if needed.
+local balance = redis.call('GET', KEYS[6])
+if not balance then
+  return {6, epoch}
+end
+balance = tonumber(balance)
+local prompt_cost = tonumber(ARGV[11])
+local out_price = tonumber(ARGV[12])
+local choices = tonumber(ARGV[10])
+local spendable = balance - tonumber(ARGV[13])
+local allowance = tonumber(ARGV[9])
+local minimal = math.min(allowance, tonumber(ARGV[14]) * choices)
+local full_cost = math.ceil(prompt_cost + allowance * out_price)
+if spendable < prompt_cost + minimal * out_price then
+  return {5, epoch, int(balance), int(full_cost)}
+end
+if spendable < full_cost and out_price > 0 then
+  local per_choice = math.floor((spendable - prompt_cost) / (out_price * choices))
+  allowance = per_choice * choices
+end
+local hold = math.ceil(prompt_cost + allowance * out_price)
+local tokens = tonumber(ARGV[8]) + allowance
+
+-- Token buckets: capacity = the per-minute limit, refilled continuously. All four live in one
+-- hash, each field "level at" (tokens left, Redis time of that reading).
+local kid = ARGV[19]
+local buckets = {
+  {'k' .. kid .. ':r', 1, tonumber(ARGV[2]), 'requests', 'key'},
+  {'k' .. kid .. ':t', tokens, tonumber(ARGV[3]), 'tokens', 'key'},
+  {'o:r', 1, tonumber(ARGV[5]), 'requests', 'organization'},
+  {'o:t', tokens, tonumber(ARGV[6]), 'tokens', 'organization'},
+}
+local states = redis.call('HMGET', KEYS[3], buckets[1][1], buckets[2][1], buckets[3][1], buckets[4][1])
+local levels = {}
+local refused = nil
+local wait = 0
+for i, b in ipairs(buckets) do
+  local limit = b[3]
+  if limit > 0 then
+    local level = limit
+    if states[i] then
+      local space = string.find(states[i], ' ', 1, true)
+      local last, at = tonumber(string.sub(states[i], 1, space - 1)), tonumber(string.sub(states[i], space + 1))
+      level = math.min(limit, last + (now - at) * limit / 60)
+    end
+    levels[i] = level
+    if level < b[2] then
+      local need = (b[2] - level) * 60 / limit
+      if b[2] > limit then need = -1 end
+      if refused == nil or need < 0 or (wait >= 0 and need > wait) then
+        refused = i
+        wait = need
+      end
+    end
+  end
+end
+
+local function report(taken)
+  -- For the headers: the bucket of each kind with the least left.
+  local out = {}
+  for _, kind in ipairs({'requests', 'tokens'}) do
+    local best = nil
+    for i, b in ipairs(buckets) do
+      if b[4] == kind and b[3] > 0 then
+        local left = levels[i] - (taken and b[2] or 0)
+        if best == nil or left < best[2] then best = {b[3], left} end
+      end
+    end
+    if best then
+      local reset_ms = math.ceil((best[1] - best[2]) * 60000 / best[1])
+      table.insert(out, best[1])
+      table.insert(out, math.max(0, math.floor(best[2])))
+      table.insert(out, reset_ms)
+    else
+      table.insert(out, -1); table.insert(out, -1); table.insert(out, -1)
+    end
+  end
+  return out
+end
+
+if refused then
+  local r = report(false)
+  return {3, epoch, buckets[refused][4], buckets[refused][5], math.ceil(wait * 1000),
+          tostring(buckets[refused][2]), buckets[refused][3],
+          r[1], r[2], r[3], r[4], r[5], r[6]}
+end
+
+-- Requests in flight; slots of dead workers expire.
+local lanes = {{KEYS[4], tonumber(ARGV[4]), 'key'}, {KEYS[5], tonumber(ARGV[7]), 'organization'}}
+for _, lane in ipairs(lanes) do
+  if lane[2] > 0 then
+    redis.call('ZREMRANGEBYSCORE', lane[1], '-inf', now)
+    if redis.call('ZCARD', lane[1]) >= lane[2] then
+      local r = report(false)
+      return {4, epoch, 'concurrency', lane[3], 1000, '1', lane[2],
+              r[1], r[2], r[3], r[4], r[5], r[6]}
+    end
+  end
+end
+
+-- Everything passed: take.
+local writes = {}
+for i, b in ipairs(buckets) do
+  if b[3] > 0 then
+    table.insert(writes, b[1])
+    table.insert(writes, tostring(levels[i] - b[2]) .. ' ' .. tostring(now))
+  end
+end
+if #writes > 0 then
+  redis.call('HSET', KEYS[3], unpack(writes))
+  redis.call('EXPIRE', KEYS[3], 120)
+end
+local slot_deadline = now + tonumber(ARGV[16])
+for _, lane in ipairs(lanes) do
+  if lane[2] > 0 then
+    redis.call('ZADD', lane[1], slot_deadline, ARGV[1])
+    redis.call('EXPIRE', lane[1], tonumber(ARGV[16]) + 60)
+  end
+end
+redis.call('DECRBY', KEYS[6], int(hold))
+redis.call('HSET', KEYS[7], ARGV[1], int(hold))
+redis.call('ZADD', KEYS[8], now + tonumber(ARGV[15]), ARGV[1])
+
+local r = report(true)
+return {1, epoch, allowance, int(hold), redis.call('GET', KEYS[6]),
+        r[1], r[2], r[3], r[4], r[5], r[6]}

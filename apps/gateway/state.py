@@ -1,0 +1,53 @@
+"""What one gateway worker process holds: connection pools and caches, made at startup."""
+
+import asyncio
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from apps.gateway.admission import Admission
+from apps.gateway.catalog_cache import CatalogCache
+from apps.gateway.key_cache import KeyCache
+from apps.gateway.last_used import LastUsedMarks
+from apps.gateway.upstream import UpstreamClient
+from apps.hotstate.clients import new_async_redis
+
+
+@dataclass
+class GatewayState:
+    redis: aioredis.Redis
+    admission: Admission
+    keys: KeyCache
+    catalog: CatalogCache
+    upstream: UpstreamClient
+    last_used: LastUsedMarks
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls) -> "GatewayState":
+        client = new_async_redis()
+        state = cls(
+            redis=client,
+            admission=Admission(
+                client,
+                new_async_redis(patient=True),
+                fail_open=settings.RATE_LIMIT_FAIL_OPEN,
+                min_answer_tokens=settings.GATEWAY_MIN_ANSWER_TOKENS,
+                hold_lifetime_s=settings.GATEWAY_HOLD_LIFETIME_S,
+            ),
+            keys=KeyCache(settings.GATEWAY_KEY_CACHE_TTL_S),
+            catalog=CatalogCache(settings.GATEWAY_CATALOG_CACHE_TTL_S),
+            upstream=UpstreamClient(settings.GATEWAY_CONNECT_TIMEOUT_S),
+            last_used=LastUsedMarks(client),
+        )
+        state.background.append(asyncio.create_task(state.last_used.run()))
+        return state
+
+    async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        await self.last_used.flush()
+        await self.upstream.close()
+        await self.admission.close()
+        await self.redis.aclose()
