@@ -1,0 +1,1 @@
+"""`manage.py demo`: the whole platform on embedded defaults, in one command."""
