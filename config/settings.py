@@ -110,11 +110,15 @@ if os.environ.get("DATABASE_TEST_NAME"):  # lets parallel test runs keep apart
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # psycopg 3's pool, owned by Django (5.1+); persistent connections must stay off with it.
     DATABASES["default"]["OPTIONS"] = {
+        # Shown in pg_stat_activity, so an operator can tell which process holds a session.
+        "application_name": os.environ.get(
+            "DATABASE_APPLICATION_NAME", f"tollgate pid {os.getpid()}"
+        ),
         "pool": {
             "min_size": env_int("DATABASE_POOL_MIN", 2),
             "max_size": env_int("DATABASE_POOL_MAX", 10),
             "timeout": 10,
-        }
+        },
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -23,7 +23,21 @@ from apps.ledger.services import grant_credits
 from apps.limits.models import Plan
 from apps.tenants.models import Organization
 from apps.tenants.services import create_organization
+from tests.support.database import end_stray_database_sessions
 from tests.support.servers import gunicorn_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_database_sessions(django_db_setup: None, django_db_blocker: object) -> Iterator[None]:
+    """Before the test database is dropped, end sessions that outlived their process.
+
+    Servers and workers started by fixtures are stopped first (their fixtures were set up
+    later, so they are torn down earlier); a session still open after a grace period would make
+    DROP DATABASE fail, so it is reported on stderr and in test-artifacts/ and terminated.
+    """
+    yield
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        end_stray_database_sessions(connection)
 
 
 @pytest.fixture(autouse=True)
