@@ -62,6 +62,7 @@ class OperatorAction(models.Model):
         permissions = [
             ("grant_credits", "Can grant or deduct credits"),
             ("refund_payment", "Can refund a payment through Stripe"),
+            ("retry_stripe_event", "Can re-apply a failed Stripe event"),
             ("rerun_billing_close", "Can re-run a billing period close"),
             ("run_reconciliation", "Can run the reconciliation now"),
             ("change_credit_limit", "Can change billing mode and credit limit"),

@@ -48,6 +48,18 @@ class GrantCreditsForm(ReasonForm):
         return amount
 
 
+class RefundTopUpForm(ReasonForm):
+    """Refund (part of) a paid top-up to its card; the key makes a double post refund once."""
+
+    amount = usd_field("Amount (USD)", help_text="Whole cents, at most what is left to refund.")
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
+    field_order = ("amount", "reason", "idempotency_key")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("initial", {"idempotency_key": f"admin-refund:{uuid.uuid4()}"})
+        super().__init__(*args, **kwargs)
+
+
 class ChangePlanForm(forms.Form):
     plan = forms.ModelChoiceField(queryset=Plan.objects.order_by("name"))
     reason = forms.CharField(

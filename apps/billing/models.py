@@ -140,6 +140,49 @@ class TopUp(models.Model):
         return f"top-up {self.pk} of {self.amount} USD for org {self.organization_id}"
 
 
+class RefundStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested, Stripe has not answered yet"
+    SUCCEEDED = "succeeded", "Refunded (ledger debited)"
+    PENDING = "pending", "Accepted by Stripe, waiting for the bank (ledger debited)"
+    FAILED = "failed", "Refused by Stripe (nothing changed)"
+
+
+class TopUpRefund(models.Model):
+    """An operator's refund of (part of) a paid top-up through Stripe.
+
+    The row is written before Stripe is called and carries the idempotency key of that call,
+    so a retry after a timeout re-sends the same request and Stripe refunds once. The ledger
+    debit is the same entry the `charge.refunded` webhook would post (keyed by the charge and
+    its cumulative refunded amount), so whichever comes first posts it and the other adds
+    nothing.
+    """
+
+    topup = models.ForeignKey(TopUp, on_delete=models.PROTECT, related_name="refunds")
+    amount = usd_field("Given back to the card (whole cents).")
+    reason = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=RefundStatus.choices, default=RefundStatus.REQUESTED
+    )
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    stripe_refund_id = models.CharField(max_length=255, blank=True, default="")
+    failure_message = models.TextField(blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(db_default=Now())
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=Decimal(0)), name="topup_refund_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refund of {self.amount} USD of top-up {self.topup_id}"
+
+
 class EventStatus(models.TextChoices):
     RECEIVED = "received", "Received, not applied yet"
     PROCESSED = "processed", "Applied"

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Sum
 
+from apps.audit.services import label_of
 from apps.billing.amounts import cents_to_usd
 from apps.billing.conf import currency
 from apps.billing.errors import EventDataError, EventNotReady
@@ -23,8 +24,12 @@ from apps.ledger.services import post_entry
 from apps.tenants.models import Organization
 
 
-def apply_charge_refunded(charge: dict[str, Any]) -> None:
-    """`charge.refunded`: debit what was refunded since the ledger last heard of this charge."""
+def apply_charge_refunded(
+    charge: dict[str, Any], *, actor: Any = None, memo: str = ""
+) -> LedgerEntry | None:
+    """`charge.refunded` (or an operator's refund, with the charge Stripe returned): debit what
+    was refunded since the ledger last heard of this charge. The entry posted, or None when
+    the ledger already had it all. `actor` names the staff user behind an operator's refund."""
     organization = _organization_of(charge)
     refunded = _usd(charge, "amount_refunded")
     charge_id = str(charge["id"])
@@ -38,15 +43,17 @@ def apply_charge_refunded(charge: dict[str, Any]) -> None:
             or Decimal(0)
         )
         if refunded <= recorded:
-            return
-        post_entry(
+            return None
+        entry, _ = post_entry(
             organization,
             amount=-(refunded - recorded),
             kind=EntryKind.REFUND,
             idempotency_key=f"{prefix}{charge['amount_refunded']}",
-            memo=f"Stripe refund of charge {charge_id} (refunded in total: {refunded} USD)",
-            actor_label=STRIPE_ACTOR,
+            memo=memo or f"Stripe refund of charge {charge_id} (refunded in total: {refunded} USD)",
+            actor=actor,
+            actor_label=label_of(actor) if actor else STRIPE_ACTOR,
         )
+        return entry
 
 
 def apply_dispute_closed(dispute: dict[str, Any]) -> None:

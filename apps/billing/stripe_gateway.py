@@ -63,6 +63,16 @@ class Payment:
 
 
 @dataclass(frozen=True, slots=True)
+class StripeRefund:
+    """A refund as Stripe created it, with its charge as it stands after the refund."""
+
+    id: str
+    status: str  # "succeeded", "pending" (the bank has not confirmed yet) or "failed"
+    amount_cents: int
+    charge: dict[str, Any]  # includes the cumulative `amount_refunded`
+
+
+@dataclass(frozen=True, slots=True)
 class StripeInvoice:
     id: str
     status: str
@@ -142,6 +152,26 @@ def charge_off_session(
     }
     intent = _call(lambda c: c.v1.payment_intents.create(params, _options(idempotency_key)))
     return Payment(id=str(intent.id), status=str(intent.status), amount_cents=int(intent.amount))
+
+
+def refund_payment(
+    *, payment_intent_id: str, amount_cents: int, metadata: dict[str, str], idempotency_key: str
+) -> StripeRefund:
+    """Give `amount_cents` of a succeeded payment back to the card it came from."""
+    params: dict[str, Any] = {
+        "payment_intent": payment_intent_id,
+        "amount": amount_cents,
+        "reason": "requested_by_customer",
+        "metadata": metadata,
+        "expand": ["charge"],
+    }
+    refund = _call(lambda c: c.v1.refunds.create(params, _options(idempotency_key)))
+    return StripeRefund(
+        id=str(refund.id),
+        status=str(refund.status),
+        amount_cents=int(refund.amount),
+        charge=refund.charge.to_dict(recursive=True),
+    )
 
 
 def create_invoice(

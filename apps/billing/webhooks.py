@@ -24,7 +24,7 @@ from apps.billing.models import EventStatus, StripeEvent
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], None]
+Handler = Callable[[dict[str, Any]], object]  # what it returns is not used
 
 # The event types to enable on the Stripe webhook endpoint (docs/billing.md); each handler
 # gets the event's data.object and is idempotent on its own.

@@ -2,12 +2,14 @@
 
 import threading
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.db import connections
 from django.test import Client, TestCase
 
 from apps.billing.models import StripeEvent
+from apps.billing.topups import start_checkout
 from tests.support.fake_stripe import sign
 
 WEBHOOK_SECRET = "whsec_tollgate_test"
@@ -63,3 +65,20 @@ def in_threads(count: int, work: Callable[[int], Any]) -> list[Any]:
     if errors:
         raise errors[0]
     return results
+
+
+def paid_checkout(people: Any, fake_stripe: Any, amount: str = "25.00", **options) -> list[dict]:
+    """A top-up the buyer paid: Stripe's events, not delivered yet."""
+    topup, _ = start_checkout(
+        people.acme,
+        Decimal(amount),
+        requested_by=people.alice,
+        save_card=options.pop("save_card", False),
+        success_url="https://t.example/ok",
+        cancel_url="https://t.example/no",
+    )
+    return fake_stripe.complete_checkout(topup.stripe_checkout_session_id, **options)
+
+
+def completed(events: list[dict]) -> dict:
+    return next(e for e in events if e["type"] == "checkout.session.completed")

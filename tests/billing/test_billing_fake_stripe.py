@@ -15,6 +15,7 @@ from stripe.params import (
     InvoiceItemCreateParams,
     InvoiceSendInvoiceParams,
     PaymentIntentCreateParams,
+    RefundCreateParams,
 )
 from stripe.params.checkout import SessionCreateParams
 
@@ -24,6 +25,7 @@ SDK_PARAMS = {
     "/v1/customers": CustomerCreateParams,
     "/v1/checkout/sessions": SessionCreateParams,
     "/v1/payment_intents": PaymentIntentCreateParams,
+    "/v1/refunds": RefundCreateParams,
     "/v1/invoices": InvoiceCreateParams,
     "/v1/invoiceitems": InvoiceItemCreateParams,
     "/v1/invoices/{id}/finalize": InvoiceFinalizeInvoiceParams,
@@ -140,7 +142,7 @@ def test_a_key_the_sdk_invented_is_refused(fake_stripe, client):
 
 def test_unknown_endpoints_and_keys_are_refused(fake_stripe, client):
     with pytest.raises(stripe.InvalidRequestError, match="Unrecognized request URL"):
-        client.v1.refunds.create({"charge": "ch_1"}, options("tollgate-1"))
+        client.v1.payouts.create({"amount": 100, "currency": "usd"}, options("tollgate-1"))
     bad_key = stripe.StripeClient(
         "sk_test_wrong", base_addresses={"api": client._requestor.base_addresses["api"]}
     )

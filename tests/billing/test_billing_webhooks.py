@@ -20,29 +20,14 @@ from apps.ledger.selectors import cached_balance, ledger_balance
 from tests.billing.helpers import (
     WEBHOOK_SECRET,
     WEBHOOK_URL,
+    completed,
     deliver,
     deliver_all,
     in_threads,
+    paid_checkout,
     run_on_commit,
 )
 from tests.support.fake_stripe import sign
-
-
-def paid_checkout(people, fake_stripe, amount: str = "25.00", **options) -> list[dict]:
-    """A top-up the buyer paid: Stripe's events, not delivered yet."""
-    topup, _ = start_checkout(
-        people.acme,
-        Decimal(amount),
-        requested_by=people.alice,
-        save_card=options.pop("save_card", False),
-        success_url="https://t.example/ok",
-        cancel_url="https://t.example/no",
-    )
-    return fake_stripe.complete_checkout(topup.stripe_checkout_session_id, **options)
-
-
-def completed(events: list[dict]) -> dict:
-    return next(e for e in events if e["type"] == "checkout.session.completed")
 
 
 def topup_entries(people) -> list[tuple[str, Decimal]]:

@@ -7,7 +7,7 @@ apps/billing/stripe_gateway.py, no more:
     POST /v1/customers                    POST /v1/invoices
     POST /v1/checkout/sessions            POST /v1/invoiceitems
     POST /v1/payment_intents              POST /v1/invoices/{id}/finalize
-                                          POST /v1/invoices/{id}/send
+    POST /v1/refunds                      POST /v1/invoices/{id}/send
 
 - Objects are built from Stripe's published fixtures (fixtures3.json, MIT; path in
   STRIPE_FIXTURES or ../shared/stripe/fixtures3.json next to the repository) and then filled with
@@ -109,6 +109,14 @@ INVOICE_ITEM_CREATE: Schema = {
     "description": STR,
     "metadata": METADATA,
 }
+REFUND_CREATE: Schema = {
+    "payment_intent": STR,
+    "charge": STR,
+    "amount": INT,
+    "reason": Enum(("duplicate", "fraudulent", "requested_by_customer")),
+    "metadata": METADATA,
+    "expand": [Enum(("charge",))],
+}
 INVOICE_FINALIZE: Schema = {"auto_advance": BOOL}
 INVOICE_SEND: Schema = {}
 
@@ -143,6 +151,7 @@ ENDPOINTS = (
         PAYMENT_INTENT_CREATE,
         ("amount", "currency"),
     ),
+    Endpoint("POST", "/v1/refunds", "create_refund", REFUND_CREATE),
     Endpoint("POST", "/v1/invoices", "create_invoice", INVOICE_CREATE, ("customer",)),
     Endpoint(
         "POST",
@@ -297,6 +306,7 @@ class FakeStripe:
     payment_intents: dict[str, dict] = field(default_factory=dict)
     payment_methods: dict[str, dict] = field(default_factory=dict)
     charges: dict[str, dict] = field(default_factory=dict)
+    refunds: dict[str, dict] = field(default_factory=dict)
     invoices: dict[str, dict] = field(default_factory=dict)
     invoice_items: dict[str, dict] = field(default_factory=dict)
     sent_invoices: list[str] = field(default_factory=list)
@@ -481,6 +491,53 @@ class FakeStripe:
         self._succeed(intent, method)
         self.events.append(self.event("payment_intent.succeeded", intent))
         return copy.deepcopy(intent)
+
+    def create_refund(self, params: dict) -> dict:
+        """Refund part or all of a succeeded charge, named by it or by its payment intent; the
+        `charge.refunded` event goes to `events` for the test to deliver."""
+        charge = self._refundable_charge(params)
+        amount = params.get("amount", charge["amount"] - charge["amount_refunded"])
+        if amount <= 0 or charge["amount_refunded"] + amount > charge["amount"]:
+            raise invalid(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                f"({charge['amount'] - charge['amount_refunded']})",
+                param="amount",
+                code="amount_too_large",
+            )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        refund = self._object("refund", "re")
+        refund.update(
+            amount=amount,
+            charge=charge["id"],
+            payment_intent=charge["payment_intent"],
+            currency=charge["currency"],
+            reason=params.get("reason"),
+            metadata=params.get("metadata", {}),
+            status="succeeded",
+        )
+        self.refunds[refund["id"]] = refund
+        self.events.append(self.event("charge.refunded", charge))
+        if "charge" in params.get("expand", []):
+            return {**_public(refund), "charge": _public(charge)}
+        return _public(refund)
+
+    def _refundable_charge(self, params: dict) -> dict:
+        if "charge" in params:
+            charge = self.charges.get(params["charge"])
+            if charge is None:
+                raise missing("charge", params["charge"], "charge")
+            return charge
+        intent = self.payment_intents.get(params.get("payment_intent", ""))
+        if intent is None:
+            raise missing("payment_intent", params.get("payment_intent", ""), "payment_intent")
+        if intent["latest_charge"] is None:
+            raise invalid(
+                f"PaymentIntent {intent['id']} does not have a successful charge to refund.",
+                param="payment_intent",
+                code="charge_not_refundable",
+            )
+        return self.charges[intent["latest_charge"]]
 
     def create_invoice(self, params: dict) -> dict:
         customer = self._customer(params["customer"], "customer")
