@@ -1,8 +1,10 @@
 """Relaying an upstream's server-sent events to the client as they arrive.
 
 Each `chat.completion.chunk` is re-labelled with the public model name and written at once:
-nothing is buffered. Ordinary chunks are rewritten as bytes (one regular expression for the
-model name); only chunks that carry usage or an error are parsed. The gateway always asks the
+nothing is held back. The upstream body is read as it arrives, whatever the network delivered
+in one read (one event or several) is rewritten and written to the client in one send.
+Ordinary chunks are rewritten as bytes (one regular expression for the model name); only
+chunks that carry usage or an error are parsed. The gateway always asks the
 upstream for the final usage chunk (it needs it to meter); that chunk, and the `usage: null`
 fields that come with it, are removed unless the client asked for them. An upstream failure
 after the first byte ends the stream with a final `data: {"error": ...}` event.
@@ -72,13 +74,18 @@ class Relabeller:
 
     def rewrite(self, data: bytes, outcome: StreamOutcome) -> bytes | None:
         """The event for the client, or None when it must be dropped."""
-        if ERROR_EVENT.match(data) or USAGE_OBJECT.search(data):
+        # Substring tests first: they are far cheaper than the regular expressions, and a
+        # quote inside a JSON string is escaped, so text cannot fake them.
+        mentions_usage = b'"usage"' in data
+        if (b'"error"' in data and ERROR_EVENT.match(data)) or (
+            mentions_usage and USAGE_OBJECT.search(data)
+        ):
             return self._rewrite_parsed(data, outcome)
         outcome.raw_chunks.append(data)
         if outcome.first_token_at_ms is None and CONTENT_STARTS.search(data):
             outcome.first_token_at_ms = int(time.time() * 1000)
         data = MODEL_FIELD.sub(self.model_field, data, count=1)
-        if not self.client_wants_usage:
+        if mentions_usage and not self.client_wants_usage:
             data, removed = NULL_USAGE_AFTER.subn(b"", data, count=1)
             if not removed:
                 data = NULL_USAGE_BEFORE.sub(b"", data, count=1)
@@ -109,6 +116,46 @@ class Relabeller:
         return b"data: " + text + b"\n\n"
 
 
+class SseLines:
+    """Cuts what the upstream sends into lines (a line may span reads) and rewrites the
+    `data:` ones. Other lines (comments, `event:`, blank separators) are dropped: the client
+    gets the re-labelled `data:` events, each followed by a blank line."""
+
+    __slots__ = ("_partial",)
+
+    def __init__(self) -> None:
+        self._partial = b""
+
+    def rewrite(
+        self, received: bytes, relabeller: Relabeller, outcome: StreamOutcome
+    ) -> tuple[bytes, bool]:
+        """(the bytes for the client, whether the stream is over: `data: [DONE]` was seen, or
+        the upstream sent an error event, which is then in `outcome.error`)."""
+        if self._partial:
+            received = self._partial + received
+        cut = received.rfind(b"\n") + 1
+        self._partial = received[cut:]
+        out: list[bytes] = []
+        try:
+            for line in received[:cut].splitlines():
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    return b"".join(out), True
+                event = relabeller.rewrite(data, outcome)
+                if event is not None:
+                    out.append(event)
+        except ApiError as error:  # the events before it still go out
+            outcome.error = error.message
+            return b"".join(out), True
+        return b"".join(out), False
+
+    def rewrite_rest(self, relabeller: Relabeller, outcome: StreamOutcome) -> bytes:
+        """At the end of the body: the last line, if it came without a line break."""
+        return self.rewrite(b"\n", relabeller, outcome)[0] if self._partial else b""
+
+
 async def relay_stream(
     send: Send,
     response: aiohttp.ClientResponse,
@@ -119,20 +166,19 @@ async def relay_stream(
 ) -> None:
     """Copy the upstream stream to the client; fill `outcome` as it goes."""
     await send({"type": "http.response.start", "status": 200, "headers": headers})
+    events = SseLines()
     try:
-        async for line in response.content:
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
+        finished = False
+        async for received in response.content.iter_any():
+            out, finished = events.rewrite(received, relabeller, outcome)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+            if finished:
                 break
-            event = relabeller.rewrite(data, outcome)
-            if event is not None:
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+        if not finished and (out := events.rewrite_rest(relabeller, outcome)):
+            await send({"type": "http.response.body", "body": out, "more_body": True})
     except (aiohttp.ClientError, TimeoutError) as error:
         outcome.error = f"upstream stream broke off ({type(error).__name__})"
-    except ApiError as error:
-        outcome.error = error.message
     finally:
         response.release()
     if outcome.error is not None:

@@ -4,7 +4,7 @@ It travels as the flat string fields of one Redis stream entry (keyspace.USAGE_S
 is a decimal string in USD with 10 decimal places; times are unix milliseconds.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from decimal import Decimal
 
 
@@ -39,7 +39,8 @@ class UsageEvent:
     def to_fields(self) -> dict[str, str]:
         """Flat string fields for XADD."""
         out = {}
-        for name, value in asdict(self).items():
+        for name in FIELD_NAMES:
+            value = getattr(self, name)
             if isinstance(value, bool):
                 out[name] = "1" if value else "0"
             else:
@@ -67,3 +68,6 @@ class UsageEvent:
             else:
                 values[field.name] = int(text)
         return cls(**values)  # type: ignore[arg-type]
+
+
+FIELD_NAMES = tuple(field.name for field in fields(UsageEvent))
