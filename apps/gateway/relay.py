@@ -56,21 +56,39 @@ class StreamOutcome:
         return parts
 
 
-@dataclass(frozen=True, slots=True)
 class Relabeller:
-    """Rewrites one upstream event for the client."""
+    """Rewrites the upstream events of one stream for the client."""
 
-    public_model: str
-    client_wants_usage: bool
-    price_usage: Callable[[dict[str, Any]], str]
-    model_field: bytes = b""
+    __slots__ = ("_seen", "client_wants_usage", "model_field", "price_usage", "public_model")
+
+    def __init__(
+        self, public_model: str, client_wants_usage: bool, price_usage: Callable[[dict], str]
+    ) -> None:
+        self.public_model = public_model
+        self.client_wants_usage = client_wants_usage
+        self.price_usage = price_usage
+        self.model_field = b'"model":' + orjson.dumps(public_model)
+        self._seen = b""  # the upstream's `"model": "..."` bytes, as last found
 
     @classmethod
     def for_model(
         cls, public_model: str, client_wants_usage: bool, price_usage: Callable
     ) -> "Relabeller":
-        field = b'"model":' + orjson.dumps(public_model)
-        return cls(public_model, client_wants_usage, price_usage, field)
+        return cls(public_model, client_wants_usage, price_usage)
+
+    def relabel(self, data: bytes) -> bytes:
+        """`data` with its first `model` field naming the public model. An upstream repeats
+        the same field in every chunk: once found by the regular expression, it is replaced
+        by plain byte searches (a quote inside a JSON string is escaped, so they cannot hit
+        text), used only when it is the first `"model"` key of the chunk."""
+        seen = self._seen
+        if seen and (at := data.find(seen)) >= 0 and at == data.find(b'"model"'):
+            return data[:at] + self.model_field + data[at + len(seen) :]
+        match = MODEL_FIELD.search(data)
+        if match is None:
+            return data
+        self._seen = match.group(0)
+        return data[: match.start()] + self.model_field + data[match.end() :]
 
     def rewrite(self, data: bytes, outcome: StreamOutcome) -> bytes | None:
         """The event for the client, or None when it must be dropped."""
@@ -84,7 +102,7 @@ class Relabeller:
         outcome.raw_chunks.append(data)
         if outcome.first_token_at_ms is None and CONTENT_STARTS.search(data):
             outcome.first_token_at_ms = int(time.time() * 1000)
-        data = MODEL_FIELD.sub(self.model_field, data, count=1)
+        data = self.relabel(data)
         if mentions_usage and not self.client_wants_usage:
             data, removed = NULL_USAGE_AFTER.subn(b"", data, count=1)
             if not removed:

@@ -68,3 +68,17 @@ def test_an_error_event_ends_the_stream_after_the_events_before_it():
     assert finished
     assert len(events) == 3
     assert "overloaded" in (outcome.error or "")
+
+
+def test_every_chunk_names_the_public_model_even_when_the_upstream_changes_its_spelling():
+    body = (
+        b'data: {"model": "demo-small", "choices": []}\n\n'
+        b'data: {"model":"demo-small","choices":[]}\n\n'
+        b'data: {"model":"demo-large","choices":[],"x":{"model":"demo-small"}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+
+    events, _, _ = relay([body])
+
+    assert [event["model"] for event in events] == ["public"] * 3
+    assert events[2]["x"] == {"model": "demo-small"}
