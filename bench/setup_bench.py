@@ -86,16 +86,17 @@ def install_catalog(upstream_base_url: str) -> None:
 UNREACHABLE_LIMIT = 1_000_000_000  # every bucket and in-flight set is checked, none refuses
 
 
-def bench_organization(*, limits: bool = False) -> Any:
-    """Organization `Bench` with at least MIN_CREDIT_USD: no plan (no rate limits), or with
+def bench_organization(*, limits: bool = False, name: str = ORG_NAME) -> Any:
+    """Organization `name` with at least MIN_CREDIT_USD: no plan (no rate limits), or with
     `limits` a plan whose limits are checked on every request but never reached."""
     from apps.limits.models import Plan
     from apps.tenants.models import Organization
     from apps.tenants.services import create_organization
 
-    organization = Organization.objects.filter(name=ORG_NAME).first()
+    organization = Organization.objects.filter(name=name).first()
     if organization is None:
-        organization = create_organization(ORG_NAME, owner_email="bench@example.com")
+        slug = name.lower().replace(" ", "-")
+        organization = create_organization(name, owner_email=f"{slug}@example.com")
     plan = None
     if limits:
         plan, _ = Plan.objects.get_or_create(
@@ -146,8 +147,10 @@ def prepare(upstream_base_url: str, *, limits: bool = False) -> dict[str, str]:
     migrate()
     install_catalog(upstream_base_url)
     flush_redis()
+    limited = bench_organization(limits=True, name=f"{ORG_NAME} limited")
     return {
         "api_key": fresh_api_key(bench_organization(limits=limits), limits=limits),
+        "api_key_limited": fresh_api_key(limited, limits=True),  # for bench_limits_ab
         "model": MODEL_NAME,
         "database": BENCH_DATABASE_NAME,
         "database_created": str(created).lower(),

@@ -297,18 +297,24 @@ def _text(value: bytes | str) -> str:
 def rate_limit_headers(values: list) -> list[tuple[bytes, bytes]]:
     """OpenAI's x-ratelimit-* headers from the script's report (-1: no such limit)."""
     headers: list[tuple[bytes, bytes]] = []
-    for kind, (limit, remaining, reset_ms) in (
-        ("requests", values[0:3]),
-        ("tokens", values[3:6]),
+    for (limit_name, remaining_name, reset_name), (limit, remaining, reset_ms) in (
+        (RATE_LIMIT_HEADER_NAMES["requests"], values[0:3]),
+        (RATE_LIMIT_HEADER_NAMES["tokens"], values[3:6]),
     ):
         if int(limit) < 0:
             continue
         headers += [
-            (f"x-ratelimit-limit-{kind}".encode(), str(int(limit)).encode()),
-            (f"x-ratelimit-remaining-{kind}".encode(), str(int(remaining)).encode()),
-            (f"x-ratelimit-reset-{kind}".encode(), openai_duration(int(reset_ms)).encode()),
+            (limit_name, b"%d" % int(limit)),
+            (remaining_name, b"%d" % int(remaining)),
+            (reset_name, openai_duration(int(reset_ms)).encode()),
         ]
     return headers
+
+
+RATE_LIMIT_HEADER_NAMES = {
+    kind: tuple(f"x-ratelimit-{part}-{kind}".encode() for part in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
 
 
 def openai_duration(milliseconds: int) -> str:
