@@ -54,7 +54,15 @@ async def burst(url: str, secret: str, count: int, body: dict) -> list[tuple[int
         return await asyncio.gather(*(one() for _ in range(count)))
 
 
-def ingest_everything() -> None:
+def ingest_everything(timeout_s: float = 10.0) -> None:
+    """Ingest every usage event, after every answered request has settled: a non-streamed
+    answer is sent before its settlement, so a client can hold all its answers while the
+    last settlements (which release the holds) are still on their way."""
+    client = sync_redis()
+    deadline = time.monotonic() + timeout_s
+    while any(client.hlen(name) for name in client.scan_iter(match="*:holds")):
+        assert time.monotonic() < deadline, "requests still hold credit: not settled"
+        time.sleep(0.02)
     ingest_pending(consumer="test", claim_idle_ms=0)
     assert sync_redis().xlen(USAGE_STREAM) >= 0
 
