@@ -33,7 +33,7 @@ def no_stray_database_sessions(django_db_setup: None, django_db_blocker: object)
 
     Servers and workers started by fixtures are stopped first (their fixtures were set up
     later, so they are torn down earlier); a session still open after a grace period would make
-    DROP DATABASE fail, so it is reported on stderr and in test-artifacts/ and terminated.
+    DROP DATABASE fail, so it is logged, written to test-artifacts/ and terminated.
     """
     yield
     with django_db_blocker.unblock():  # type: ignore[attr-defined]

@@ -8,11 +8,11 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from apps.audit.audited_admin import has_operator_permission, require_operator_permission
 from apps.audit.services import record_audit
+from apps.backoffice.action_page import action_page
 from apps.backoffice.forms import RefundTopUpForm
 from apps.billing import webhooks
 from apps.billing.errors import BillingRefused
@@ -151,15 +151,7 @@ class TopUpAdmin(ReadOnlyAdmin):
             f"Paid {format_usd(topup.amount)} USD; {format_usd(refundable_amount(topup))} USD left "
             "to refund. The money goes back to the card and the credits leave the balance."
         )
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": topup,
-            "title": f"Refund through Stripe: {topup}",
-            "form": form,
-            "note": note,
-        }
-        return TemplateResponse(request, "admin/backoffice/action_form.html", context)
+        return action_page(self, request, topup, form, "Refund through Stripe", note=note)
 
     def _can_refund(self, request: HttpRequest) -> bool:
         return has_operator_permission(request, "refund_payment")

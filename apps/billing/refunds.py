@@ -28,6 +28,7 @@ from apps.billing.reversals import apply_charge_refunded
 from apps.billing.stripe_gateway import StripeRefused, refund_payment
 from apps.ledger.money import exact_usd, format_usd
 from apps.ledger.selectors import cached_balance
+from apps.ledger.services import BelowSpendingFloor, check_spending_floor, lock_balance
 
 # Refunds that hold (or may still take) part of a top-up's amount.
 OUTSTANDING = (RefundStatus.REQUESTED, RefundStatus.SUCCEEDED, RefundStatus.PENDING)
@@ -132,12 +133,10 @@ def _check_refundable(topup: TopUp, amount: Decimal) -> None:
             f"(paid {format_usd(topup.amount)} USD)."
         )
     organization = topup.organization
-    balance = cached_balance(organization)
-    if balance - amount < organization.spending_floor:
-        raise BillingRefused(
-            f"The balance is {format_usd(balance)} USD: refunding {format_usd(amount)} USD would "
-            f"take it below {format_usd(organization.spending_floor)} USD. Refund less."
-        )
+    try:  # the lock deductions take, so a refund and a deduction cannot both pass the floor
+        check_spending_floor(organization, lock_balance(organization), -amount)
+    except BelowSpendingFloor as error:
+        raise BillingRefused(f"{error} Refund less.") from None
 
 
 def _whole_cents(amount: Decimal) -> Decimal:

@@ -14,7 +14,7 @@ from apps.gateway.errors import ApiError, invalid_param, upstream_failed
 from apps.gateway.key_cache import KeyRecord
 from apps.gateway.metering import Charge, compute_charge, now_ms, usage_event
 from apps.gateway.pricing import per_token_units, plain
-from apps.gateway.relay import Relabeller, StreamOutcome, relay_stream
+from apps.gateway.relay import COST_PLACEHOLDER, Relabeller, StreamOutcome, relay_stream
 from apps.gateway.tokens import count_prompt_tokens
 from apps.gateway.upstream import UpstreamFailure
 from apps.gateway.validation import ChatRequest, validate_chat_request
@@ -24,7 +24,6 @@ from apps.metering.events import UsageStatus
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # the first deployment, then one retry on another
-COST_PLACEHOLDER = "__tollgate_cost__"
 
 
 @dataclass(slots=True)
@@ -225,7 +224,7 @@ async def _stream(run: Run, routes: list[Route]) -> None:
             failures.append(failure)
             continue
         outcome = StreamOutcome()
-        relabeller = Relabeller.for_model(
+        relabeller = Relabeller(
             run.model.name,
             run.request.include_usage,
             lambda usage: plain(run.charge(usage, []).cost),

@@ -70,12 +70,6 @@ class Relabeller:
         self.model_field = b'"model":' + orjson.dumps(public_model)
         self._seen = b""  # the upstream's `"model": "..."` bytes, as last found
 
-    @classmethod
-    def for_model(
-        cls, public_model: str, client_wants_usage: bool, price_usage: Callable
-    ) -> "Relabeller":
-        return cls(public_model, client_wants_usage, price_usage)
-
     def relabel(self, data: bytes) -> bytes:
         """`data` with its first `model` field naming the public model. An upstream repeats
         the same field in every chunk: once found by the regular expression, it is replaced

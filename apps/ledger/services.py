@@ -101,9 +101,9 @@ def grant_credits(
     label = actor_label or (getattr(actor, "email", "") if actor else "") or "system"
     with transaction.atomic():
         if amount < 0:
-            current = _lock_balance(organization)
+            current = lock_balance(organization)
             if not LedgerEntry.objects.filter(idempotency_key=key).exists():
-                _check_floor(organization, current, amount)
+                check_spending_floor(organization, current, amount)
         return post_entry(
             organization,
             amount=amount,
@@ -180,14 +180,14 @@ def apply_to_balances(deltas: Mapping[int, Decimal]) -> None:
         )
 
 
-def _lock_balance(organization: Organization) -> Decimal:
+def lock_balance(organization: Organization) -> Decimal:
     """Lock the organization's cached balance row (creating it if missing) and return it (USD):
-    deductions of one organization then run one at a time."""
+    deductions of one organization then run one at a time. Inside a transaction."""
     Balance.objects.bulk_create([Balance(organization=organization)], ignore_conflicts=True)
     return Balance.objects.select_for_update().get(pk=organization.pk).amount
 
 
-def _check_floor(organization: Organization, current: Decimal, amount: Decimal) -> None:
+def check_spending_floor(organization: Organization, current: Decimal, amount: Decimal) -> None:
     """Refuse a change (USD) that would take `current` below the spending floor."""
     floor = organization.spending_floor
     if current + amount < floor:

@@ -10,7 +10,6 @@ from django.contrib import admin, messages
 from django.db.models import F, QuerySet
 from django.forms import ModelForm
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from apps.audit.audited_admin import (
     has_operator_permission,
     require_operator_permission,
 )
+from apps.backoffice.action_page import action_page
 from apps.backoffice.forms import ChangePlanForm, CreditLimitForm, GrantCreditsForm, ReasonForm
 from apps.backoffice.services import (
     change_plan_as_staff,
@@ -244,7 +244,7 @@ class OrganizationAdmin(AuditedModelAdmin):
             f"Balance {format_usd(ledger_balance(organization))} USD; a deduction may not take "
             f"it below {format_usd(organization.spending_floor)} USD."
         )
-        return self._action_page(request, organization, form, "Grant or deduct credits", note)
+        return action_page(self, request, organization, form, "Grant or deduct credits", note=note)
 
     def change_plan_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         require_operator_permission(request, "change_organization_plan")
@@ -259,7 +259,7 @@ class OrganizationAdmin(AuditedModelAdmin):
             )
             self.message_user(request, "Plan changed." if changed else "Already on that plan.")
             return self._back_to(organization)
-        return self._action_page(request, organization, form, "Change plan")
+        return action_page(self, request, organization, form, "Change plan")
 
     def credit_limit_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         require_operator_permission(request, "change_credit_limit")
@@ -279,7 +279,7 @@ class OrganizationAdmin(AuditedModelAdmin):
             )
             self.message_user(request, "Credit limit changed." if changed else "No change.")
             return self._back_to(organization)
-        return self._action_page(request, organization, form, "Billing mode and credit limit")
+        return action_page(self, request, organization, form, "Billing mode and credit limit")
 
     def suspend_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._suspension_view(request, object_id, suspend=True)
@@ -300,7 +300,7 @@ class OrganizationAdmin(AuditedModelAdmin):
             self.message_user(request, f"{organization} is {state}." if changed else "No change.")
             return self._back_to(organization)
         title = "Suspend (every key gets 403)" if suspend else "Unsuspend"
-        return self._action_page(request, organization, form, title)
+        return action_page(self, request, organization, form, title)
 
     def billing_close_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Close the billing periods that are due (re-running a failed close; idempotent)."""
@@ -313,7 +313,7 @@ class OrganizationAdmin(AuditedModelAdmin):
             )
             self.message_user(request, f"Closed {len(closed)} billing period(s).")
             return self._back_to(organization)
-        return self._action_page(request, organization, form, "Close due billing periods")
+        return action_page(self, request, organization, form, "Close due billing periods")
 
     @admin.action(description="Suspend selected organizations", permissions=["suspend"])
     def suspend_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -335,21 +335,3 @@ class OrganizationAdmin(AuditedModelAdmin):
         return HttpResponseRedirect(
             reverse("admin:tenants_organization_change", args=[organization.pk])
         )
-
-    def _action_page(
-        self,
-        request: HttpRequest,
-        organization: Organization,
-        form: forms.Form,
-        title: str,
-        note: str = "",
-    ) -> TemplateResponse:
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "original": organization,
-            "title": f"{title}: {organization}",
-            "form": form,
-            "note": note,
-        }
-        return TemplateResponse(request, "admin/backoffice/action_form.html", context)

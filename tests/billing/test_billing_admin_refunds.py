@@ -134,9 +134,10 @@ def test_a_refund_may_not_take_away_credit_already_spent(people, fake_stripe, to
 
     response = post_refund(client, topup, "10.00")
 
-    assert "refunding 10.0000000000 USD would take it below 0.0000000000 USD" in (
-        response.content.decode()
-    )
+    assert (
+        "Acme has 5.0000000000 USD; taking 10.0000000000 USD would go below its floor of "
+        "0.0000000000 USD. Refund less."
+    ) in response.content.decode()
     assert fake_stripe.calls("/v1/refunds") == []
     assert ledger_balance(people.acme) == Decimal(5)
 

@@ -15,7 +15,7 @@ BODY = b"".join(b"data: " + orjson.dumps(chunk) + b"\n\n" for chunk in CHUNKS) +
 
 
 def relabeller() -> Relabeller:
-    return Relabeller.for_model("public", client_wants_usage=False, price_usage=lambda _: "0")
+    return Relabeller("public", client_wants_usage=False, price_usage=lambda _: "0")
 
 
 def relay(pieces: list[bytes]) -> tuple[list[dict], bool, StreamOutcome]:

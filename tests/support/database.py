@@ -1,11 +1,12 @@
 """Test-database hygiene: find and end sessions that would keep the test database from dropping."""
 
-import sys
+import logging
 import time
 from pathlib import Path
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+log = logging.getLogger(__name__)
 REPORT = Path(__file__).resolve().parents[2] / "test-artifacts" / "stray-db-sessions.txt"
 STRAYS = """
     SELECT pid, application_name, state, backend_start::text, left(query, 200)
@@ -30,7 +31,7 @@ def end_stray_database_sessions(connection: BaseDatabaseWrapper, grace_s: float 
         lines = [f"stray session on {name}: {row!r}" for row in strays]
         REPORT.parent.mkdir(exist_ok=True)
         REPORT.write_text("\n".join(lines) + "\n")
-        print("\n".join(lines), file=sys.__stderr__)
+        log.warning("\n".join(lines))
         for row in strays:
             cursor.execute("SELECT pg_terminate_backend(%s)", [row[0]])
 

@@ -504,8 +504,7 @@ class FakeStripe:
                 param="amount",
                 code="amount_too_large",
             )
-        charge["amount_refunded"] += amount
-        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        self._take_refund(charge, amount)
         refund = self._object("refund", "re")
         refund.update(
             amount=amount,
@@ -517,7 +516,6 @@ class FakeStripe:
             status="succeeded",
         )
         self.refunds[refund["id"]] = refund
-        self.events.append(self.event("charge.refunded", charge))
         if "charge" in params.get("expand", []):
             return {**_public(refund), "charge": _public(charge)}
         return _public(refund)
@@ -671,13 +669,9 @@ class FakeStripe:
         """Refund `amount` cents more of a charge; the `charge.refunded` event."""
         with self.lock:
             charge = self.charges[charge_id]
-            charge["amount_refunded"] += amount
-            if charge["amount_refunded"] > charge["amount"]:
+            if charge["amount_refunded"] + amount > charge["amount"]:
                 raise ValueError("refunding more than was charged")
-            charge["refunded"] = charge["amount_refunded"] == charge["amount"]
-            event = self.event("charge.refunded", charge)
-            self.events.append(event)
-            return event
+            return self._take_refund(charge, amount)
 
     def close_dispute(self, charge_id: str, status: str = "lost") -> dict:
         """A dispute of the whole charge, closed won or lost; the `charge.dispute.closed` event."""
@@ -817,6 +811,14 @@ class FakeStripe:
             status="succeeded", amount_received=intent["amount"], latest_charge=charge["id"]
         )
         return charge
+
+    def _take_refund(self, charge: dict, amount: int) -> dict:
+        """Refund `amount` cents more of `charge`; the `charge.refunded` event (kept)."""
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        event = self.event("charge.refunded", charge)
+        self.events.append(event)
+        return event
 
     def _decline(self, intent: dict) -> StripeFailure:
         error = {
