@@ -215,7 +215,6 @@ SPECTACULAR_SETTINGS = {
 # Redis: token buckets, hot counters, key revocations and the usage hand-off.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 REDIS_TIMEOUT_S = float(os.environ.get("REDIS_TIMEOUT_S", "1.0"))
-REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 64)  # per gateway worker and pool
 REDIS_SETTLE_TIMEOUT_S = float(os.environ.get("REDIS_SETTLE_TIMEOUT_S", "10"))
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)

@@ -14,16 +14,17 @@ import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from apps.gateway.errors import ApiError, authentication_failed, service_unavailable
 from apps.gateway.key_cache import KeyRecord
 from apps.gateway.pricing import plain
 from apps.hotstate import keyspace
+from apps.hotstate.pipelined_redis import PipelinedRedis
 from apps.ledger.money import units_to_usd
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 LUA = Path(__file__).parent / "lua"
 LOG_EVERY_S = 10.0
 SETTLE_RETRY_PAUSES_S = (0.2, 1.0, 5.0, 0.0)  # four attempts over about six seconds
+KEY_NAMES_CACHED = 65_536  # API keys whose Redis key names are kept ready
 
 ADMITTED, CUT_OFF, RATE_LIMITED, TOO_MANY_IN_FLIGHT, NO_CREDIT, NOT_SEEDED, STALE, SUSPENDED = (
     range(1, 9)
@@ -38,25 +40,32 @@ ADMITTED, CUT_OFF, RATE_LIMITED, TOO_MANY_IN_FLIGHT, NO_CREDIT, NOT_SEEDED, STAL
 
 
 class LuaScript:
-    """A Lua script called by EVALSHA, loaded into Redis on the first NOSCRIPT.
-
-    redis-py's registered scripts ask `SCRIPT EXISTS` before every pipelined call; on the hot
-    path we send EVALSHA directly and load the script only when Redis does not know it.
-    """
+    """A Lua script called by EVALSHA; loaded when each connection opens (see `load_command`)
+    and again whenever Redis answers NOSCRIPT (its script cache was flushed)."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis' script id
 
-    async def load(self, client: aioredis.Redis) -> None:
-        await client.script_load(self.source)
+    @property
+    def load_command(self) -> tuple[str, str, str]:
+        return ("SCRIPT", "LOAD", self.source)
 
-    async def run(self, client: aioredis.Redis, keys: list[str], args: list[object]) -> Any:
+    def call(self, keys: tuple[str, ...], args: list[object]) -> tuple[object, ...]:
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    async def run(self, client: PipelinedRedis, keys: tuple[str, ...], args: list[object]) -> Any:
+        command = self.call(keys, args)
         try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
+            return await client.execute(*command)
         except NoScriptError:
-            await self.load(client)
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
+            await client.execute(*self.load_command)
+            return await client.execute(*command)
+
+
+ADMIT_SCRIPT = LuaScript((LUA / "admit.lua").read_text())
+SETTLE_SCRIPT = LuaScript((LUA / "settle.lua").read_text())
+SCRIPT_LOADS = (ADMIT_SCRIPT.load_command, SETTLE_SCRIPT.load_command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,25 +99,42 @@ class Settled:
     credit_left_units: int | None  # None when the counter is not seeded (Redis lost it)
 
 
-def tenant_keys(key: KeyRecord) -> dict[str, str]:
-    org, kid = key.org_id, key.id
-    return {
-        "cutoff": keyspace.key_not_valid_after(org, kid),
-        "epoch": keyspace.tenant_epoch(org),
-        "buckets": keyspace.token_buckets(org),
-        "key_inflight": keyspace.key_in_flight(org, kid),
-        "org_inflight": keyspace.org_in_flight(org),
-        "credit": keyspace.credit_available(org),
-        "holds": keyspace.reservations(org),
-        "hold_deadlines": keyspace.reservation_deadlines(org),
-    }
+@lru_cache(maxsize=KEY_NAMES_CACHED)
+def admit_keys(org_id: int, key_id: int) -> tuple[str, ...]:
+    """The Redis keys admit.lua reads and writes, in its KEYS order."""
+    return (
+        keyspace.key_not_valid_after(org_id, key_id),
+        keyspace.tenant_epoch(org_id),
+        *_shared_keys(org_id, key_id),
+    )
+
+
+@lru_cache(maxsize=KEY_NAMES_CACHED)
+def settle_keys(org_id: int, key_id: int) -> tuple[str, ...]:
+    """The Redis keys settle.lua reads and writes, in its KEYS order (the request's settled
+    marker follows them)."""
+    return _shared_keys(org_id, key_id)
+
+
+def _shared_keys(org_id: int, key_id: int) -> tuple[str, ...]:
+    return (
+        keyspace.token_buckets(org_id),
+        keyspace.key_in_flight(org_id, key_id),
+        keyspace.org_in_flight(org_id),
+        keyspace.credit_available(org_id),
+        keyspace.reservations(org_id),
+        keyspace.reservation_deadlines(org_id),
+    )
 
 
 class Admission:
+    """Admission on the worker's fast connection (REDIS_TIMEOUT_S), settlement on its own
+    patient one (REDIS_SETTLE_TIMEOUT_S): both pipelined, one round trip each."""
+
     def __init__(
         self,
-        client: aioredis.Redis,
-        settle_client: aioredis.Redis,
+        client: PipelinedRedis,
+        settle_client: PipelinedRedis,
         *,
         fail_open: bool,
         min_answer_tokens: int,
@@ -116,8 +142,6 @@ class Admission:
     ) -> None:
         self._client = client
         self._settle_client = settle_client
-        self._admit = LuaScript((LUA / "admit.lua").read_text())
-        self._settle = LuaScript((LUA / "settle.lua").read_text())
         self._fail_open = fail_open
         self._min_answer_tokens = min_answer_tokens
         self._hold_lifetime_s = hold_lifetime_s
@@ -128,8 +152,6 @@ class Admission:
         """Admitted; NOT_SEEDED when the credit counter must first be loaded from the ledger;
         STALE when the key's limits changed since it was cached (nothing was taken).
         Raises ApiError for every refusal (401, 402, 429, 503)."""
-        names = tenant_keys(key)
-        keys = [names[name] for name in ADMIT_KEY_ORDER]
         args = [
             ask.request_id,
             key.key_limits.rpm, key.key_limits.tpm, key.key_limits.concurrency,
@@ -141,7 +163,7 @@ class Admission:
             key.id,
         ]  # fmt: skip
         try:
-            reply = await self._admit.run(self._client, keys, args)
+            reply = await ADMIT_SCRIPT.run(self._client, admit_keys(key.org_id, key.id), args)
         except RedisError as error:
             self._note_redis_failure(error)
             if self._fail_open:
@@ -153,19 +175,22 @@ class Admission:
 
     async def seed_credit(self, key: KeyRecord, balance_units: int) -> None:
         """Start the tenant's credit counter from the ledger balance (if nobody did yet)."""
-        await self._client.set(keyspace.credit_available(key.org_id), balance_units, nx=True)
+        await self._client.execute(
+            "SET", keyspace.credit_available(key.org_id), balance_units, "NX"
+        )
 
     async def settle(
         self, key: KeyRecord, request_id: str, *, token_refund: int, cost_units: int,
         event: dict[str, str] | None,
     ) -> Settled:  # fmt: skip
         """Give back what the request did not use and hand its usage event to metering, in
-        one pipelined round trip. Runs after the answer, on its own patient connection pool,
+        one pipelined round trip. Runs after the answer, on its own patient connection,
         and is retried: the script's settled marker makes a repeat a no-op, and metering
         ingests each request id once."""
-        names = tenant_keys(key)
-        keys = [names[name] for name in SETTLE_KEY_ORDER]
-        keys.append(keyspace.settled_marker(key.org_id, request_id))
+        keys = (
+            *settle_keys(key.org_id, key.id),
+            keyspace.settled_marker(key.org_id, request_id),
+        )
         args = [
             request_id, token_refund, key.key_limits.tpm, key.org_limits.tpm, cost_units, key.id,
         ]  # fmt: skip
@@ -182,26 +207,20 @@ class Admission:
         return Settled(None)
 
     async def _settle_once(
-        self, keys: list[str], args: list[object], event: dict[str, str] | None
+        self, keys: tuple[str, ...], args: list[object], event: dict[str, str] | None
     ) -> Settled:
+        client = self._settle_client
         if event is None:
-            left = await self._settle.run(self._settle_client, keys, args)
+            left = await SETTLE_SCRIPT.run(client, keys, args)
             return Settled(None if left is None else int(left))
+        commands = [SETTLE_SCRIPT.call(keys, args), _xadd(event)]
         try:
-            results = await self._settle_pipeline(keys, args, event)
-        except NoScriptError:
-            await self._settle.load(self._settle_client)
-            results = await self._settle_pipeline(keys, args, event)
+            results = await client.execute_many(commands)
+        except NoScriptError:  # the XADD went in: metering ingests a request id only once
+            await client.execute(*SETTLE_SCRIPT.load_command)
+            results = await client.execute_many(commands)
         left = results[0]
         return Settled(None if left is None else int(left))
-
-    async def _settle_pipeline(
-        self, keys: list[str], args: list[object], event: dict[str, str]
-    ) -> list:
-        async with self._settle_client.pipeline(transaction=False) as pipe:
-            pipe.evalsha(self._settle.sha, len(keys), *keys, *args)
-            pipe.xadd(keyspace.USAGE_STREAM, event)
-            return await pipe.execute(raise_on_error=True)
 
     async def close(self) -> None:
         await self._settle_client.aclose()
@@ -220,13 +239,9 @@ class Admission:
             )
 
 
-ADMIT_KEY_ORDER = (
-    "cutoff", "epoch", "buckets", "key_inflight", "org_inflight", "credit", "holds",
-    "hold_deadlines",
-)  # fmt: skip
-SETTLE_KEY_ORDER = (
-    "buckets", "key_inflight", "org_inflight", "credit", "holds", "hold_deadlines",
-)  # fmt: skip
+def _xadd(event: dict[str, str]) -> tuple[object, ...]:
+    fields = [part for pair in event.items() for part in pair]
+    return ("XADD", keyspace.USAGE_STREAM, "*", *fields)
 
 
 def _verdict(reply: list, key: KeyRecord) -> Admitted | int:

@@ -4,10 +4,10 @@ import asyncio
 import logging
 import time
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from apps.hotstate import keyspace
+from apps.hotstate.pipelined_redis import PipelinedRedis
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +15,7 @@ FLUSH_EVERY_S = 5.0
 
 
 class LastUsedMarks:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: PipelinedRedis) -> None:
         self._client = client
         self._marks: dict[int, int] = {}
 
@@ -27,7 +27,8 @@ class LastUsedMarks:
             return
         marks, self._marks = self._marks, {}
         try:
-            await self._client.hset(keyspace.KEY_LAST_USED, mapping=marks)
+            fields = [part for pair in marks.items() for part in pair]
+            await self._client.execute("HSET", keyspace.KEY_LAST_USED, *fields)
         except RedisError:
             log.warning("could not push %d key last-use marks to Redis", len(marks))
 

@@ -3,20 +3,19 @@
 import asyncio
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from django.conf import settings
 
-from apps.gateway.admission import Admission
+from apps.gateway.admission import SCRIPT_LOADS, Admission
 from apps.gateway.catalog_cache import CatalogCache
 from apps.gateway.key_cache import KeyCache
 from apps.gateway.last_used import LastUsedMarks
 from apps.gateway.upstream import UpstreamClient
-from apps.hotstate.clients import new_async_redis
+from apps.hotstate.pipelined_redis import PipelinedRedis
 
 
 @dataclass
 class GatewayState:
-    redis: aioredis.Redis
+    redis: PipelinedRedis  # admission, readiness and last-use marks (REDIS_TIMEOUT_S)
     admission: Admission
     keys: KeyCache
     catalog: CatalogCache
@@ -26,12 +25,12 @@ class GatewayState:
 
     @classmethod
     def create(cls) -> "GatewayState":
-        client = new_async_redis()
+        client = gateway_redis(settings.REDIS_TIMEOUT_S)
         state = cls(
             redis=client,
             admission=Admission(
                 client,
-                new_async_redis(patient=True),
+                gateway_redis(settings.REDIS_SETTLE_TIMEOUT_S),
                 fail_open=settings.RATE_LIMIT_FAIL_OPEN,
                 min_answer_tokens=settings.GATEWAY_MIN_ANSWER_TOKENS,
                 hold_lifetime_s=settings.GATEWAY_HOLD_LIFETIME_S,
@@ -51,3 +50,13 @@ class GatewayState:
         await self.upstream.close()
         await self.admission.close()
         await self.redis.aclose()
+
+
+def gateway_redis(timeout_s: float) -> PipelinedRedis:
+    """One pipelined connection of this worker to REDIS_URL, with the Lua scripts loaded."""
+    return PipelinedRedis.from_url(
+        settings.REDIS_URL,
+        timeout_s=timeout_s,
+        connect_timeout_s=settings.REDIS_TIMEOUT_S,
+        on_connect=SCRIPT_LOADS,
+    )
