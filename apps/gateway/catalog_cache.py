@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 
 from apps.catalog.models import Deployment, Model
+from apps.gateway.upstream_http import Origin, post_head
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,11 @@ class Route:
     deployment_id: int
     provider: str
     chat_url: str
-    authorization: str | None  # the upstream's bearer header; never logged
     upstream_model: str
     weight: int
     timeout_s: int
+    origin: Origin
+    request_head: bytes  # the POST's request line and headers (with the key): never logged
 
     def __repr__(self) -> str:  # keeps the upstream key out of logs and tracebacks
         return f"Route({self.provider}:{self.upstream_model}, deployment={self.deployment_id})"
@@ -66,19 +68,29 @@ class CatalogSnapshot:
     default_model: str | None
 
 
-def _route(deployment: Deployment) -> Route:
+def _route(deployment: Deployment) -> Route | None:
     provider = deployment.provider
     secret = provider.api_key or (
         os.environ.get(provider.api_key_env, "") if provider.api_key_env else ""
     )
+    chat_url = provider.base_url.rstrip("/") + "/chat/completions"
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers["Authorization"] = f"Bearer {secret}"
+    try:
+        origin, head = post_head(chat_url, headers)
+    except ValueError:
+        log.error("provider %s: base URL is not an http(s) URL; not routing to it", provider.name)
+        return None
     return Route(
         deployment_id=deployment.pk,
         provider=provider.name,
-        chat_url=provider.base_url.rstrip("/") + "/chat/completions",
-        authorization=f"Bearer {secret}" if secret else None,
+        chat_url=chat_url,
         upstream_model=deployment.upstream_model,
         weight=deployment.weight,
         timeout_s=provider.timeout_s,
+        origin=origin,
+        request_head=head,
     )
 
 
@@ -92,7 +104,8 @@ def load_catalog_snapshot() -> CatalogSnapshot:
     )
     routes_by_model: dict[int, list[Route]] = {}
     for deployment in deployments:
-        routes_by_model.setdefault(deployment.model_id, []).append(_route(deployment))
+        if (route := _route(deployment)) is not None:
+            routes_by_model.setdefault(deployment.model_id, []).append(route)
     for model in Model.objects.filter(enabled=True):
         models[model.name] = PublicModel(
             name=model.name,

@@ -10,6 +10,7 @@ fields that come with it, are removed unless the client asked for them. An upstr
 after the first byte ends the stream with a final `data: {"error": ...}` event.
 """
 
+import asyncio
 import logging
 import re
 import time
@@ -17,15 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import orjson
 
 from apps.gateway.asgi_io import Headers, Send
 from apps.gateway.errors import ApiError, upstream_failed
+from apps.gateway.upstream_http import HttpFailure, Response
 
 log = logging.getLogger(__name__)
 
 DONE_EVENT = b"data: [DONE]\n\n"
+DRAIN_AFTER_DONE_S = 1.0
 COST_PLACEHOLDER = "__tollgate_cost__"
 COST_BYTES = f'"{COST_PLACEHOLDER}"'.encode()
 MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
@@ -170,7 +172,7 @@ class SseLines:
 
 async def relay_stream(
     send: Send,
-    response: aiohttp.ClientResponse,
+    response: Response,
     *,
     relabeller: Relabeller,
     headers: Headers,
@@ -179,9 +181,9 @@ async def relay_stream(
     """Copy the upstream stream to the client; fill `outcome` as it goes."""
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     events = SseLines()
+    finished = False
     try:
-        finished = False
-        async for received in response.content.iter_any():
+        while (received := await response.next_piece()) is not None:
             out, finished = events.rewrite(received, relabeller, outcome)
             if out:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
@@ -189,14 +191,28 @@ async def relay_stream(
                 break
         if not finished and (out := events.rewrite_rest(relabeller, outcome)):
             await send({"type": "http.response.body", "body": out, "more_body": True})
-    except (aiohttp.ClientError, TimeoutError) as error:
-        outcome.error = f"upstream stream broke off ({type(error).__name__})"
-    finally:
-        response.release()
+    except HttpFailure as failure:
+        outcome.error = f"the upstream {failure}"
+    except BaseException:  # cancelled: the client left
+        response.close()
+        raise
     if outcome.error is not None:
+        response.close()
         log.warning("stream ended early: %s", outcome.error)
         final = b"data: " + upstream_failed(f"The model stopped answering: {outcome.error}.").body()
-        final += b"\n\n"
-    else:
-        final = DONE_EVENT
-    await send({"type": "http.response.body", "body": final, "more_body": False})
+        await send({"type": "http.response.body", "body": final + b"\n\n", "more_body": False})
+        return
+    await send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
+    await _finish_reading(response)
+
+
+async def _finish_reading(response: Response) -> None:
+    """After `[DONE]` the upstream's body usually ends within a packet: read that end so the
+    connection can carry the next request, or close it if the end does not come soon."""
+    try:
+        async with asyncio.timeout(DRAIN_AFTER_DONE_S):
+            while await response.next_piece() is not None:
+                pass
+    except (HttpFailure, TimeoutError):
+        pass
+    response.release()
