@@ -14,7 +14,13 @@ from apps.gateway.errors import ApiError, invalid_param, upstream_failed
 from apps.gateway.key_cache import KeyRecord
 from apps.gateway.metering import Charge, compute_charge, now_ms, usage_event
 from apps.gateway.pricing import per_token_units, plain
-from apps.gateway.relay import COST_PLACEHOLDER, Relabeller, StreamOutcome, relay_stream
+from apps.gateway.relay import (
+    COST_PLACEHOLDER,
+    Relabeller,
+    StreamOutcome,
+    finish_reading,
+    relay_stream,
+)
 from apps.gateway.tokens import count_prompt_tokens
 from apps.gateway.upstream import UpstreamFailure
 from apps.gateway.validation import ChatRequest, validate_chat_request
@@ -239,6 +245,8 @@ async def _stream(run: Run, routes: list[Route]) -> None:
         completed = await ctx.run_unless_client_leaves(relay)
         if not completed:
             response.close()
+        elif outcome.error is None:
+            await finish_reading(response)
         await _settle_stream(run, route, outcome, completed)
         return
     raise _all_failed(failures)

@@ -118,14 +118,28 @@ class RequestContext:
         return model
 
     async def run_unless_client_leaves(self, work: Coroutine[Any, Any, None]) -> bool:
-        """Run `work`; cancel it if the client disconnects first. True if it completed."""
-        task = asyncio.ensure_future(work)
-        watcher = asyncio.ensure_future(wait_for_disconnect(self.receive))
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
+        """Run `work` in this task; cancel it if the client disconnects first. True if it
+        completed. One watcher task per request (`receive` tells of a disconnect, or of the
+        response being complete, which cannot come before `work` sent its last message)."""
+        task = asyncio.current_task()
+        assert task is not None
+        state = {"running": True, "client_left": False}
+
+        async def watch() -> None:
+            await wait_for_disconnect(self.receive)
+            if state["running"]:
+                state["client_left"] = True
+                task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await work
+        except asyncio.CancelledError:
+            if not state["client_left"]:
+                raise
+            task.uncancel()
+            return False
+        finally:
+            state["running"] = False
             watcher.cancel()
-            task.result()
-            return True
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        return False
+        return True

@@ -31,6 +31,7 @@ DRAIN_AFTER_DONE_S = 1.0
 COST_PLACEHOLDER = "__tollgate_cost__"
 COST_BYTES = f'"{COST_PLACEHOLDER}"'.encode()
 MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
+NULL_USAGE = b'"usage":null'
 NULL_USAGE_AFTER = re.compile(rb',\s*"usage"\s*:\s*null')
 NULL_USAGE_BEFORE = re.compile(rb'"usage"\s*:\s*null\s*,')
 ERROR_EVENT = re.compile(rb'\{\s*"error"\s*:')
@@ -90,20 +91,18 @@ class Relabeller:
         """The event for the client, or None when it must be dropped."""
         # Substring tests first: they are far cheaper than the regular expressions, and a
         # quote inside a JSON string is escaped, so text cannot fake them.
-        mentions_usage = b'"usage"' in data
+        usage_at = data.find(b'"usage"')
+        null_usage = usage_at >= 0 and data.startswith(NULL_USAGE, usage_at)
         if (b'"error"' in data and ERROR_EVENT.match(data)) or (
-            mentions_usage and USAGE_OBJECT.search(data)
+            usage_at >= 0 and not null_usage and USAGE_OBJECT.search(data)
         ):
             return self._rewrite_parsed(data, outcome)
         outcome.raw_chunks.append(data)
         if outcome.first_token_at_ms is None and CONTENT_STARTS.search(data):
             outcome.first_token_at_ms = int(time.time() * 1000)
-        data = self.relabel(data)
-        if mentions_usage and not self.client_wants_usage:
-            data, removed = NULL_USAGE_AFTER.subn(b"", data, count=1)
-            if not removed:
-                data = NULL_USAGE_BEFORE.sub(b"", data, count=1)
-        return b"data: " + data + b"\n\n"
+        if usage_at >= 0 and not self.client_wants_usage:
+            data = _without_null_usage(data, usage_at if null_usage else -1)
+        return b"data: " + self.relabel(data) + b"\n\n"
 
     def _rewrite_parsed(self, data: bytes, outcome: StreamOutcome) -> bytes | None:
         try:
@@ -130,6 +129,19 @@ class Relabeller:
         return b"data: " + text + b"\n\n"
 
 
+def _without_null_usage(data: bytes, at: int) -> bytes:
+    """`data` without its `"usage": null` member; `at` is where a compact one starts (-1:
+    find it by regular expression)."""
+    if at >= 0:
+        end = at + len(NULL_USAGE)
+        if data[at - 1 : at] == b",":
+            return data[: at - 1] + data[end:]
+        if data[end : end + 1] == b",":
+            return data[:at] + data[end + 1 :]
+    data, removed = NULL_USAGE_AFTER.subn(b"", data, count=1)
+    return data if removed else NULL_USAGE_BEFORE.sub(b"", data, count=1)
+
+
 class SseLines:
     """Cuts what the upstream sends into lines (a line may span reads) and rewrites the
     `data:` ones. Other lines (comments, `event:`, blank separators) are dropped: the client
@@ -145,6 +157,13 @@ class SseLines:
     ) -> tuple[bytes, bool]:
         """(the bytes for the client, whether the stream is over: `data: [DONE]` was seen, or
         the upstream sent an error event, which is then in `outcome.error`)."""
+        if (
+            not self._partial
+            and received.startswith(b"data: ")
+            and received.find(b"\n") == len(received) - 2
+            and received.endswith(b"\n\n")
+        ):
+            return self._one_event(received[6:-2], relabeller, outcome)
         if self._partial:
             received = self._partial + received
         cut = received.rfind(b"\n") + 1
@@ -164,6 +183,18 @@ class SseLines:
             outcome.error = error.message
             return b"".join(out), True
         return b"".join(out), False
+
+    def _one_event(
+        self, data: bytes, relabeller: Relabeller, outcome: StreamOutcome
+    ) -> tuple[bytes, bool]:
+        """The common case: one read brought exactly one `data:` event."""
+        if data == b"[DONE]":
+            return b"", True
+        try:
+            return relabeller.rewrite(data, outcome) or b"", False
+        except ApiError as error:
+            outcome.error = error.message
+            return b"", True
 
     def rewrite_rest(self, relabeller: Relabeller, outcome: StreamOutcome) -> bytes:
         """At the end of the body: the last line, if it came without a line break."""
@@ -203,12 +234,15 @@ async def relay_stream(
         await send({"type": "http.response.body", "body": final + b"\n\n", "more_body": False})
         return
     await send({"type": "http.response.body", "body": DONE_EVENT, "more_body": False})
-    await _finish_reading(response)
 
 
-async def _finish_reading(response: Response) -> None:
-    """After `[DONE]` the upstream's body usually ends within a packet: read that end so the
-    connection can carry the next request, or close it if the end does not come soon."""
+async def finish_reading(response: Response) -> None:
+    """After `[DONE]` the upstream's body ends, usually in the same packet or the next: read
+    that end so the connection can carry the next request, or close it if it does not come
+    soon."""
+    if response.complete:
+        response.release()
+        return
     try:
         async with asyncio.timeout(DRAIN_AFTER_DONE_S):
             while await response.next_piece() is not None:
