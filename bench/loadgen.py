@@ -147,6 +147,42 @@ async def closed_loop(call: Call, *, concurrency: int, seconds: float) -> LoopRe
     return LoopResult(wall_s=time.perf_counter() - start, outcomes=outcomes)
 
 
+async def staggered_loop(
+    call: Call,
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup_s: float,
+    spread_s: float,
+    on_measure: Callable[[], None] | None = None,
+) -> LoopResult:
+    """A closed loop whose workers start `spread_s / concurrency` apart, so that requests of
+    equal length do not arrive in lockstep. Only requests started after `warmup_s` (at least
+    `spread_s`) count; `on_measure` runs at that moment, and the result's wall time is from
+    it to the end of the last request."""
+    outcomes: list[Outcome] = []
+    start = time.perf_counter()
+    measure_from = start + max(warmup_s, spread_s)
+    deadline = measure_from + seconds
+
+    async def worker(index: int) -> None:
+        await asyncio.sleep(spread_s * index / concurrency)
+        while time.perf_counter() < deadline:
+            outcome = await call()
+            if outcome.started >= measure_from:
+                outcomes.append(outcome)
+            if not outcome.ok:
+                await asyncio.sleep(ERROR_PAUSE_S)
+
+    async def mark() -> None:
+        await asyncio.sleep(measure_from - time.perf_counter())
+        if on_measure is not None:
+            on_measure()
+
+    await asyncio.gather(mark(), *(worker(i) for i in range(concurrency)))
+    return LoopResult(wall_s=time.perf_counter() - measure_from, outcomes=outcomes)
+
+
 def summarise_requests(result: LoopResult) -> dict[str, Any]:
     """Requests/s and latency percentiles (ms) of the successful requests."""
     ok = result.ok

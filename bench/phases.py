@@ -16,6 +16,7 @@ from bench.loadgen import HoldPlan, Target
 
 SHORT_ANSWER = {"completion_tokens": 8, "inter_token_ms": 0, "latency_ms": 0}
 STREAM_ANSWER = {"completion_tokens": 20, "inter_token_ms": 20, "latency_ms": 0}
+STREAM_LENGTH_S = 0.4  # 20 tokens, 20 ms apart
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class Settings:
     py_spy: str | None = None
     limits: bool = False  # a plan and key limits that are checked on every request
     native_profile: bool = False
+    stream_start: str = "staggered"  # or "lockstep": every stream of the loop starts at once
 
 
 @dataclass
@@ -213,16 +215,31 @@ def _request_record(
 
 
 async def streams_phase(bench: Bench, target: Target, concurrency: int) -> dict[str, Any]:
-    """Closed loop of `concurrency` streams of 20 tokens 20 ms apart."""
+    """Closed loop of `concurrency` streams of 20 tokens 20 ms apart. Staggered (the default):
+    the streams start spread over one stream's length, as independent clients would; in
+    lockstep: all start at once and, being of equal length, keep arriving together."""
     settings = bench.settings
     opened = loadgen.open_caller(
         target, stream=True, demo=STREAM_ANSWER, client=settings.client, connections=concurrency
     )
+    cpu_at_start: dict[str, float] = {}
     async with opened as call:
-        await loadgen.closed_loop(call, concurrency=concurrency, seconds=settings.warmup_s)
-        before = bench.cpu()
-        result = await loadgen.closed_loop(call, concurrency=concurrency, seconds=settings.stream_s)
-        cpu = _cpu_delta(before, bench.cpu())
+        if settings.stream_start == "lockstep":
+            await loadgen.closed_loop(call, concurrency=concurrency, seconds=settings.warmup_s)
+            cpu_at_start.update(bench.cpu())
+            result = await loadgen.closed_loop(
+                call, concurrency=concurrency, seconds=settings.stream_s
+            )
+        else:
+            result = await loadgen.staggered_loop(
+                call,
+                concurrency=concurrency,
+                seconds=settings.stream_s,
+                warmup_s=settings.warmup_s,
+                spread_s=STREAM_LENGTH_S,
+                on_measure=lambda: cpu_at_start.update(bench.cpu()),
+            )
+        cpu = _cpu_delta(cpu_at_start, bench.cpu())
     await asyncio.sleep(bench.settings.settle_s)
     summary = loadgen.summarise_streams(result)
     wall = summary["wall_s"] or 1.0
@@ -231,6 +248,7 @@ async def streams_phase(bench: Bench, target: Target, concurrency: int) -> dict[
         "target": target.name,
         "concurrency": concurrency,
         "generator": f"python ({settings.client})",
+        "stream_start": settings.stream_start,
         **summary,
         "cpu_s": cpu,
         "gateway_cpu_us_per_chunk": 1e6 * cpu["gateway"] / max(1, summary["chunks"]),

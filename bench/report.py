@@ -234,6 +234,13 @@ def profile_lines(profile: Record, top: int = 15) -> list[str]:
     return lines
 
 
+def _stream_start(records: list[Record]) -> str:
+    modes = {r.get("stream_start", "lockstep") for r in records if r["phase"] == "streams"}
+    if modes == {"staggered"}:
+        return "staggered (spread over one stream's length; then each restarts when it ends)"
+    return "in lockstep (all at once; equal streams keep arriving together)"
+
+
 def render(run: Record) -> str:
     """The whole Markdown report of a run."""
     records, derived = run["records"], run["derived"]
@@ -253,6 +260,8 @@ def render(run: Record) -> str:
         *requests_table(records),
         "",
         "### Streams (20 tokens, 20 ms apart, closed loop)",
+        "",
+        f"Stream starts: {_stream_start(records)}.",
         "",
         *streams_table(records),
         "",

@@ -90,6 +90,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         profile_s=4.0 if quick else 8.0,
         py_spy=py_spy,
         native_profile=args.native,
+        stream_start=args.stream_start,
     )
 
 
@@ -226,6 +227,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also sample the worker with py-spy")
     parser.add_argument("--py-spy", default=None, help="py-spy binary (default: on PATH)")
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    parser.add_argument(
+        "--stream-start",
+        choices=("staggered", "lockstep"),
+        default="staggered",
+        help="stream phases: start the streams spread over one stream's length (default), "
+        "or all at once, so that equal streams keep arriving together",
+    )
     args = parser.parse_args()
     settings = settings_from(args)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
