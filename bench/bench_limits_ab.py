@@ -32,7 +32,7 @@ from bench import phases
 from bench.common import RESULTS_DIR, free_port, pid_of, raise_open_files_limit
 from bench.loadgen import Target, run
 from bench.phases import Bench
-from bench.processes import start_demo_upstream, start_gateway, worker_pid
+from bench.processes import pin_for_the_run, start_demo_upstream, start_gateway, worker_pid
 from bench.run_gateway_bench import (
     DIRECT_MODEL,
     GATEWAY_CORE,
@@ -68,7 +68,7 @@ def main() -> None:
         argparse.Namespace(
             generator="auto", profile=False, py_spy=None, quick=False, limits=False,
             hold_levels=None, hold_ramp_per_s=200.0, hold_inter_token_ms=2000.0,
-            client="raw", retry_noisy=0, native=False,
+            client="raw", retry_noisy=0, native=False, stream_start="staggered",
         )
     )  # fmt: skip
     settings = replace(base, request_s=args.seconds, warmup_s=1.0, settle_s=0.5)
@@ -79,9 +79,8 @@ def main() -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         redis_pid = pid_of("redis-server")
-        if args.pin_redis and redis_pid:
-            stack.callback(os.sched_setaffinity, redis_pid, os.sched_getaffinity(redis_pid))
-            os.sched_setaffinity(redis_pid, {LOAD_CORE})
+        if args.pin_redis:
+            pin_for_the_run(stack, redis_pid, LOAD_CORE)
         upstream = start_demo_upstream(free_port(), LOAD_CORE, log_dir)
         stack.callback(upstream.stop)
         setup = prepare_database(upstream.url, limits=False)

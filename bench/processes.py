@@ -47,6 +47,16 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)
 
 
+def pin_for_the_run(stack: contextlib.ExitStack, pid: int | None, core: int) -> bool:
+    """Move a running process (the local redis-server) to `core` until `stack` closes; False
+    if there is no such process."""
+    if not pid:
+        return False
+    stack.callback(os.sched_setaffinity, pid, os.sched_getaffinity(pid))
+    os.sched_setaffinity(pid, {core})
+    return True
+
+
 def pinned(core: int, command: Sequence[str]) -> list[str]:
     return ["taskset", "-c", str(core), *command]
 

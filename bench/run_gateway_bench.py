@@ -19,7 +19,8 @@ Starts the demo upstream (`manage.py run_demo_upstream`, core 1) and the gateway
    at once without error, and its RSS;
 4. with --profile: py-spy on the worker during a c=32 request phase and a 32-stream phase.
 
-This process and the load generators run on core 1. Prints a Markdown report and writes it
+This process, the load generators and (unless --no-pin-redis) the local redis-server run on
+core 1, so the gateway worker has core 0 to itself. Prints a Markdown report and writes it
 with the JSON of every figure to bench/results/ (gitignored). Servers are stopped on exit,
 on error and on SIGINT/SIGTERM.
 """
@@ -53,7 +54,7 @@ from bench.common import (
 )
 from bench.loadgen import CLIENTS, Target, run
 from bench.phases import Bench, Settings
-from bench.processes import start_demo_upstream, start_gateway, worker_pid
+from bench.processes import pin_for_the_run, start_demo_upstream, start_gateway, worker_pid
 from bench.wrkgen import wrk_available
 
 GATEWAY_CORE = 0
@@ -145,11 +146,13 @@ async def run_phases(bench: Bench) -> dict[str, Any]:
     return {"records": records, "profiles": profiles}
 
 
-def benchmark(settings: Settings, stamp: str, source: Path) -> dict[str, Any]:
+def benchmark(settings: Settings, stamp: str, source: Path, *, pin_redis: bool) -> dict[str, Any]:
     """Start the servers, run every phase, stop the servers whatever happens."""
     log_dir = RESULTS_DIR / f"logs-{stamp}"
     log_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
+        if pin_redis:
+            pin_for_the_run(stack, pid_of("redis-server"), LOAD_CORE)
         upstream = start_demo_upstream(free_port(), LOAD_CORE, log_dir)
         stack.callback(upstream.stop)
         setup = prepare_database(upstream.url, limits=settings.limits)
@@ -228,6 +231,13 @@ def main() -> None:
     parser.add_argument("--py-spy", default=None, help="py-spy binary (default: on PATH)")
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     parser.add_argument(
+        "--pin-redis",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="move the local redis-server to the load core for the run (as if Redis ran on "
+        "a machine of its own); unpinned, the scheduler also puts it on the gateway's core",
+    )
+    parser.add_argument(
         "--stream-start",
         choices=("staggered", "lockstep"),
         default="staggered",
@@ -245,7 +255,7 @@ def main() -> None:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     started = time.monotonic()
     source = Path(args.gateway_source).resolve()
-    results = benchmark(settings, stamp, source)
+    results = benchmark(settings, stamp, source, pin_redis=args.pin_redis)
     results.update(
         stamp=stamp,
         machine=machine_description(),
@@ -257,7 +267,13 @@ def main() -> None:
         pinning=(
             f"gateway worker (gunicorn -w 1) on core {GATEWAY_CORE}; demo upstream, load "
             f"generator{' (wrk and asyncio)' if settings.generator == 'wrk' else ''} and py-spy "
-            f"on core {LOAD_CORE}; PostgreSQL and Redis not pinned."
+            f"on core {LOAD_CORE}; "
+            + (
+                f"Redis moved to core {LOAD_CORE} for the run"
+                if args.pin_redis
+                else "Redis not pinned"
+            )
+            + "; PostgreSQL not pinned."
         ),
         limits=(
             "on: a plan and key limits (requests, tokens, in flight) checked on every request"

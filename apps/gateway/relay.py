@@ -75,25 +75,28 @@ class Relabeller:
 
     def relabel(self, data: bytes) -> bytes:
         """`data` with its first `model` field naming the public model. An upstream repeats
-        the same field in every chunk: once found by the regular expression, it is replaced
-        by plain byte searches (a quote inside a JSON string is escaped, so they cannot hit
-        text), used only when it is the first `"model"` key of the chunk."""
+        the same field in every chunk: once found by the regular expression, it is recognised
+        by a byte comparison at the first `"model"` key (a quote inside a JSON string is
+        escaped, so the search cannot hit text)."""
         seen = self._seen
-        if seen and (at := data.find(seen)) >= 0 and at == data.find(b'"model"'):
+        at = data.find(b'"model"')
+        if at < 0:
+            return data
+        if seen and data.startswith(seen, at):
             return data[:at] + self.model_field + data[at + len(seen) :]
-        match = MODEL_FIELD.search(data)
+        match = MODEL_FIELD.match(data, at)
         if match is None:
             return data
         self._seen = match.group(0)
-        return data[: match.start()] + self.model_field + data[match.end() :]
+        return data[:at] + self.model_field + data[match.end() :]
 
     def rewrite(self, data: bytes, outcome: StreamOutcome) -> bytes | None:
         """The event for the client, or None when it must be dropped."""
-        # Substring tests first: they are far cheaper than the regular expressions, and a
-        # quote inside a JSON string is escaped, so text cannot fake them.
+        # Cheap byte tests first, regular expressions only when they may match; a quote
+        # inside a JSON string is escaped, so text cannot fake them.
         usage_at = data.find(b'"usage"')
         null_usage = usage_at >= 0 and data.startswith(NULL_USAGE, usage_at)
-        if (b'"error"' in data and ERROR_EVENT.match(data)) or (
+        if _is_error_event(data) or (
             usage_at >= 0 and not null_usage and USAGE_OBJECT.search(data)
         ):
             return self._rewrite_parsed(data, outcome)
@@ -127,6 +130,13 @@ class Relabeller:
         chunk["usage"]["cost"] = COST_PLACEHOLDER
         text = orjson.dumps(chunk).replace(COST_BYTES, self.price_usage(chunk["usage"]).encode(), 1)
         return b"data: " + text + b"\n\n"
+
+
+def _is_error_event(data: bytes) -> bool:
+    """`{"error": …}` (an object whose first member is `error`)."""
+    if data.startswith(b'{"error"'):
+        return True
+    return data[1:2].isspace() and ERROR_EVENT.match(data) is not None
 
 
 def _without_null_usage(data: bytes, at: int) -> bytes:
