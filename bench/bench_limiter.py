@@ -1,44 +1,58 @@
-"""Admission decisions per second: the real admit.lua against a local Redis.
+"""Admission decisions per second: the gateway's own scripts and Redis client against a local
+Redis.
 
-    uv run python bench/bench_limiter.py [--redis redis://127.0.0.1:6379/14] [--seconds 5]
+    uv run python -m bench.bench_limiter [--redis redis://127.0.0.1:6379/14] [--seconds 3]
 
-Each decision is one EVALSHA of apps/gateway/lua/admit.lua with every limit active (key and
-organization buckets for requests and tokens, both in-flight sets and a credit hold), followed
-in the same run by the settle script, as the gateway does. Reported: decisions/s at 1, 8 and
-64 concurrent callers (one asyncio client, pooled connections), and the same with no limits
-configured (the script still checks the key cut-off and the credit), plus Redis' own CPU time
-per script call (INFO commandstats), which bounds decisions/s per Redis core.
+Each decision is one EVALSHA of apps/gateway/lua/admit.lua followed by settle.lua, sent as
+the gateway sends them (apps.gateway.admission's scripts and key names, over the pipelined
+client), with every limit active (key and organization buckets for requests and tokens, both
+in-flight sets and a credit hold) or none configured (the script still checks the key
+cut-off, the tenant epoch and the credit). Reported: admit+settle pairs/s at 1, 8 and 64
+concurrent callers, and Redis' own time per script call (INFO commandstats), which bounds the
+decisions one Redis core makes per second.
 """
+
+from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
-from pathlib import Path
 
-import redis.asyncio as aioredis
+import django
+import redis
 
-LUA = Path(__file__).resolve().parents[1] / "apps" / "gateway" / "lua"
-TAG = "{o:999999}"
-KEYS = [
-    f"{TAG}:kna:1", f"{TAG}:epoch", f"{TAG}:buckets", f"{TAG}:inflight:k:1", f"{TAG}:inflight:o",
-    f"{TAG}:credit", f"{TAG}:holds", f"{TAG}:hold_deadlines",
-]  # fmt: skip
-SETTLE_KEYS = KEYS[2:]
+from bench.common import BENCH_ENV
+
+os.environ.update(BENCH_ENV)
+django.setup()
+
+from apps.gateway.admission import (  # noqa: E402 - Django first
+    ADMIT_SCRIPT,
+    SCRIPT_LOADS,
+    SETTLE_SCRIPT,
+    admit_keys,
+    settle_keys,
+)
+from apps.hotstate import keyspace  # noqa: E402
+from apps.hotstate.pipelined_redis import PipelinedRedis  # noqa: E402
+
+ORG, KEY = 999_999, 1
 HUGE = 10**9
 
 
 def admit_args(request_id: str, limited: bool) -> list[object]:
     limit = HUGE if limited else 0
     return [request_id, limit, limit, limit, limit, limit, limit,
-            20, 100, 1, "20000", "4000", 0, 16, 900, 900, 0, 0, 1]  # fmt: skip
+            20, 100, 1, "20000", "4000", 0, 16, 900, 900, 0, 0, KEY]  # fmt: skip
 
 
-async def run(client: aioredis.Redis, concurrency: int, seconds: float, limited: bool) -> float:
-    admit = client.register_script((LUA / "admit.lua").read_text())
-    settle = client.register_script((LUA / "settle.lua").read_text())
-    await client.set(KEYS[5], 10**18)
+async def pairs_per_second(
+    client: PipelinedRedis, concurrency: int, seconds: float, limited: bool
+) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
+    limit = HUGE if limited else 0
 
     async def caller(index: int) -> None:
         nonlocal done
@@ -46,11 +60,9 @@ async def run(client: aioredis.Redis, concurrency: int, seconds: float, limited:
         while time.perf_counter() < deadline:
             request_id = f"r{index}-{n}"
             n += 1
-            await admit(keys=KEYS, args=admit_args(request_id, limited))
-            await settle(
-                keys=[*SETTLE_KEYS, f"{TAG}:settled:{request_id}"],
-                args=[request_id, 0, HUGE, HUGE, 1000, 1],
-            )
+            await ADMIT_SCRIPT.run(client, admit_keys(ORG, KEY), admit_args(request_id, limited))
+            keys = (*settle_keys(ORG, KEY), keyspace.settled_marker(ORG, request_id))
+            await SETTLE_SCRIPT.run(client, keys, [request_id, 40, limit, limit, 1000, KEY, limit])
             done += 1
 
     started = time.perf_counter()
@@ -58,27 +70,37 @@ async def run(client: aioredis.Redis, concurrency: int, seconds: float, limited:
     return done / (time.perf_counter() - started)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
-    parser.add_argument("--seconds", type=float, default=5)
-    options = parser.parse_args()
-    client = aioredis.Redis.from_url(options.redis)
-    print("| callers | limits | admit+settle pairs/s (client-bound) | Redis CPU per script call |")
-    print("|---|---|---|---|")
+async def measure(url: str, seconds: float) -> None:
+    admin = redis.Redis.from_url(url)
+    client = PipelinedRedis.from_url(url, timeout_s=5, on_connect=SCRIPT_LOADS)
+    print(
+        "| callers | limits | admit+settle pairs/s | Redis µs per script call (admit and settle) |"
+    )
+    print("|---:|---|---:|---:|")
     for limited in (True, False):
         for concurrency in (1, 8, 64):
-            await client.config_resetstat()
-            rate = await run(client, concurrency, options.seconds, limited)
-            stats = await client.info("commandstats")
-            per_call = stats.get("cmdstat_evalsha", {}).get("usec_per_call", 0)
+            admin.flushdb()
+            admin.set(keyspace.credit_available(ORG), 10**18)
+            admin.config_resetstat()
+            rate = await pairs_per_second(client, concurrency, seconds, limited)
+            stats = admin.info("commandstats")
+            calls = stats.get("cmdstat_evalsha", {})
+            per_script = calls.get("usec_per_call", 0.0)
             print(
                 f"| {concurrency} | {'all on' if limited else 'none'} | {rate:,.0f} "
-                f"| {per_call} µs |"
+                f"| {per_script:.1f} |"
             )
-    await client.delete(*KEYS)
+    admin.flushdb()
     await client.aclose()
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    options = parser.parse_args()
+    asyncio.run(measure(options.redis, options.seconds))
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -94,11 +94,6 @@ class Admitted:
         return self.credit_left_units is not None
 
 
-@dataclass(frozen=True, slots=True)
-class Settled:
-    credit_left_units: int | None  # None when the counter is not seeded (Redis lost it)
-
-
 @lru_cache(maxsize=KEY_NAMES_CACHED)
 def admit_keys(org_id: int, key_id: int) -> tuple[str, ...]:
     """The Redis keys admit.lua reads and writes, in its KEYS order."""
@@ -120,7 +115,6 @@ def _shared_keys(org_id: int, key_id: int) -> tuple[str, ...]:
     return (
         keyspace.token_buckets(org_id),
         keyspace.key_in_flight(org_id, key_id),
-        keyspace.org_in_flight(org_id),
         keyspace.credit_available(org_id),
         keyspace.reservations(org_id),
         keyspace.reservation_deadlines(org_id),
@@ -182,7 +176,7 @@ class Admission:
     async def settle(
         self, key: KeyRecord, request_id: str, *, token_refund: int, cost_units: int,
         event: dict[str, str] | None,
-    ) -> Settled:  # fmt: skip
+    ) -> None:  # fmt: skip
         """Give back what the request did not use and hand its usage event to metering, in
         one pipelined round trip. Runs after the answer, on its own patient connection,
         and is retried: the script's settled marker makes a repeat a no-op, and metering
@@ -193,10 +187,12 @@ class Admission:
         )
         args = [
             request_id, token_refund, key.key_limits.tpm, key.org_limits.tpm, cost_units, key.id,
+            key.key_limits.concurrency,
         ]  # fmt: skip
         for attempt, pause in enumerate(SETTLE_RETRY_PAUSES_S):
             try:
-                return await self._settle_once(keys, args, event)
+                await self._settle_once(keys, args, event)
+                return
             except RedisError as error:
                 self._note_redis_failure(error)
                 log.warning(
@@ -204,23 +200,20 @@ class Admission:
                 )
                 await asyncio.sleep(pause)
         log.error("settlement of request %s was not recorded", request_id)
-        return Settled(None)
 
     async def _settle_once(
         self, keys: tuple[str, ...], args: list[object], event: dict[str, str] | None
-    ) -> Settled:
+    ) -> None:
         client = self._settle_client
         if event is None:
-            left = await SETTLE_SCRIPT.run(client, keys, args)
-            return Settled(None if left is None else int(left))
+            await SETTLE_SCRIPT.run(client, keys, args)
+            return
         commands = [SETTLE_SCRIPT.call(keys, args), _xadd(event)]
         try:
-            results = await client.execute_many(commands)
+            await client.execute_many(commands)
         except NoScriptError:  # the XADD went in: metering ingests a request id only once
             await client.execute(*SETTLE_SCRIPT.load_command)
-            results = await client.execute_many(commands)
-        left = results[0]
-        return Settled(None if left is None else int(left))
+            await client.execute_many(commands)
 
     async def close(self) -> None:
         await self._settle_client.aclose()

@@ -42,7 +42,8 @@ def credit_available(org_id: int) -> str:
 
 
 def reservations(org_id: int) -> str:
-    """Hash: request id -> money held (1e-10 USD) while the request runs."""
+    """Hash: request id -> money held (1e-10 USD) while the request runs. One entry per
+    admitted request, so its length is also the organization's requests in flight."""
     return f"{tenant_tag(org_id)}:holds"
 
 
@@ -66,11 +67,6 @@ def token_buckets(org_id: int) -> str:
 def key_in_flight(org_id: int, key_id: int) -> str:
     """Sorted set: the key's requests in flight, scored by when their slot expires."""
     return f"{tenant_tag(org_id)}:inflight:k:{key_id}"
-
-
-def org_in_flight(org_id: int) -> str:
-    """Sorted set: the organization's requests in flight."""
-    return f"{tenant_tag(org_id)}:inflight:o"
 
 
 def settled_marker(org_id: int, request_id: str) -> str:

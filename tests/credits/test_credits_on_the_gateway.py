@@ -222,21 +222,13 @@ def test_hold_of_a_dead_worker_is_released_after_its_lifetime(catalog):
     client.hset(holds, "req_dead", 5000)
     client.zadd(deadlines, {"req_dead": 0})  # expired long ago
     client.decrby(credit, 5000)
-    from apps.gateway.admission import LUA
+    from apps.gateway.admission import ADMIT_SCRIPT, admit_keys
 
-    admit = client.register_script((LUA / "admit.lua").read_text())
-    keys = [
-        f"{tag}:kna:1",
-        f"{tag}:epoch",
-        f"{tag}:b",
-        f"{tag}:k",
-        f"{tag}:o",
-        credit,
-        holds,
-        deadlines,
-    ]
+    admit = client.register_script(ADMIT_SCRIPT.source)
+    keys = admit_keys(org, 1)
+    assert (keys[4], keys[5], keys[6]) == (credit, holds, deadlines)
     args = ["req_new", 0, 0, 0, 0, 0, 0, 10, 10, 1, "0", "0", 0, 1, 900, 900, 0, 0, 1]
-    verdict = admit(keys=keys, args=args)
+    verdict = admit(keys=list(keys), args=args)
     assert verdict[0] == 1
     assert int(client.get(credit)) == MONEY_UNITS_PER_USD  # released 5000, held 0 (free model)
     assert client.hkeys(holds) == [b"req_new"]

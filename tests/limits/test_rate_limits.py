@@ -199,3 +199,39 @@ def test_rate_limited_request_costs_nothing(catalog, gateway_url):
         openai.OpenAI(
             base_url=gateway_url + "/v1", api_key=tenant.secret, max_retries=0
         ).models.list()
+
+
+@pytest.mark.parametrize("scope", ["key", "organization"])
+def test_the_slot_of_a_crashed_worker_comes_back_after_its_lifetime(catalog, gateway_url, scope):
+    from apps.gateway.admission import ADMIT_SCRIPT, admit_keys
+    from apps.keys.models import APIKey
+
+    plan = None
+    if scope == "organization":
+        plan = Plan.objects.create(name="one-at-a-time", rpm=1000, tpm=10**6, max_concurrent=1)
+        tenant = tenant_with("CrashedOrg", plan=plan)
+    else:
+        tenant = tenant_with("CrashedKey", max_concurrent=1)
+    assert post(gateway_url, tenant.secret).status_code == 200  # counters seeded, key cached
+    # A worker admits a request with slots that live 1 s, then dies before settling it.
+    org = tenant.organization.pk
+    key = APIKey.objects.get(organization_id=org)
+    client = sync_redis()
+    epoch = int(client.get(tenant_epoch(org)) or 0)
+    key_lanes, org_lanes = (1, 0) if scope == "key" else (0, 1)
+    args = ["req_crashed", 0, 0, key_lanes, 1000 if plan else 0, 10**6 if plan else 0,
+            org_lanes, 10, 10, 1, "0", "0", 0, 1, 1, 1, epoch, 0, key.pk]  # fmt: skip
+    verdict = client.register_script(ADMIT_SCRIPT.source)(
+        keys=list(admit_keys(org, key.pk)), args=args
+    )
+    assert verdict[0] == 1
+
+    refused = post(gateway_url, tenant.secret)
+    assert refused.status_code == 429
+    whose = "this API key" if scope == "key" else "your organization"
+    assert (
+        f"Too many requests in flight: {whose} allows 1 at once."
+        in refused.json()["error"]["message"]
+    )
+    time.sleep(1.1)
+    assert post(gateway_url, tenant.secret).status_code == 200

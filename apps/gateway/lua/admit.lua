@@ -1,9 +1,11 @@
 -- Admission: every check and every take for one request, atomically, in one round trip.
--- All keys share the tenant's hash tag, so this runs on Redis Cluster too.
+-- All keys share the tenant's hash tag, so this runs on Redis Cluster too. Calls into Redis
+-- are kept few (each costs a few microseconds of Redis time): limits that are not set cost
+-- nothing, and the organization's requests in flight are its holds (one per admitted
+-- request, released at settlement or when its lifetime ends).
 --
 -- KEYS: 1 key cut-off marker  2 tenant epoch  3 token buckets hash (field per bucket: "level at")
---       4 key in-flight zset   5 org in-flight zset
---       6 credit available     7 holds hash          8 hold deadlines zset
+--       4 key in-flight zset   5 credit available  6 holds hash  7 hold deadlines zset
 -- ARGV: 1 request id
 --       2 key rpm  3 key tpm  4 key concurrency  5 org rpm  6 org tpm  7 org concurrency (0: none)
 --       8 prompt tokens  9 output allowance (tokens, all choices)  10 choices (n)
@@ -22,7 +24,8 @@ local function int(x) return string.format('%.0f', x) end
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+local state = redis.call('MGET', KEYS[2], KEYS[1], KEYS[5])
+local epoch = tonumber(state[1] or '0')
 
 if tonumber(ARGV[17]) ~= epoch then
   return {7, epoch}
@@ -30,29 +33,27 @@ end
 if ARGV[18] == '1' then
   return {8, epoch}
 end
-
-local cutoff = redis.call('GET', KEYS[1])
-if cutoff and tonumber(cutoff) <= now then
+if state[2] and tonumber(state[2]) <= now then
   return {2, epoch}
 end
+if not state[3] then
+  return {6, epoch}
+end
+local balance = tonumber(state[3])
 
--- Release holds of requests whose worker died (bounded work per call).
-local expired = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now, 'LIMIT', 0, 20)
+-- Release holds of requests whose worker died (bounded work per call; exact integer adds).
+local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 100)
 for _, id in ipairs(expired) do
-  local held = redis.call('HGET', KEYS[7], id)
+  local held = redis.call('HGET', KEYS[6], id)
   if held then
-    redis.call('INCRBY', KEYS[6], held)  -- held is the exact integer string stored below
-    redis.call('HDEL', KEYS[7], id)
+    redis.call('INCRBY', KEYS[5], held)  -- held is the exact integer string stored below
+    redis.call('HDEL', KEYS[6], id)
+    balance = balance + tonumber(held)
   end
-  redis.call('ZREM', KEYS[8], id)
+  redis.call('ZREM', KEYS[7], id)
 end
 
 -- Credit: hold the most the request can cost, lowering the allowance if needed.
-local balance = redis.call('GET', KEYS[6])
-if not balance then
-  return {6, epoch}
-end
-balance = tonumber(balance)
 local prompt_cost = tonumber(ARGV[11])
 local out_price = tonumber(ARGV[12])
 local choices = tonumber(ARGV[10])
@@ -79,7 +80,14 @@ local buckets = {
   {'o:r', 1, tonumber(ARGV[5]), 'requests', 'organization'},
   {'o:t', tokens, tonumber(ARGV[6]), 'tokens', 'organization'},
 }
-local states = redis.call('HMGET', KEYS[3], buckets[1][1], buckets[2][1], buckets[3][1], buckets[4][1])
+local limited = false
+for _, b in ipairs(buckets) do
+  if b[3] > 0 then limited = true end
+end
+local states = {}
+if limited then
+  states = redis.call('HMGET', KEYS[3], buckets[1][1], buckets[2][1], buckets[3][1], buckets[4][1])
+end
 local levels = {}
 local refused = nil
 local wait = 0
@@ -134,17 +142,22 @@ if refused then
           r[1], r[2], r[3], r[4], r[5], r[6]}
 end
 
--- Requests in flight; slots of dead workers expire.
-local lanes = {{KEYS[4], tonumber(ARGV[4]), 'key'}, {KEYS[5], tonumber(ARGV[7]), 'organization'}}
-for _, lane in ipairs(lanes) do
-  if lane[2] > 0 then
-    redis.call('ZREMRANGEBYSCORE', lane[1], '-inf', now)
-    if redis.call('ZCARD', lane[1]) >= lane[2] then
-      local r = report(false)
-      return {4, epoch, 'concurrency', lane[3], 1000, '1', lane[2],
-              r[1], r[2], r[3], r[4], r[5], r[6]}
-    end
+-- Requests in flight: the key's in its own sorted set (slots of dead workers expire), the
+-- organization's are its holds.
+local function too_many(scope, limit)
+  local r = report(false)
+  return {4, epoch, 'concurrency', scope, 1000, '1', limit, r[1], r[2], r[3], r[4], r[5], r[6]}
+end
+local key_lanes = tonumber(ARGV[4])
+if key_lanes > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
+  if redis.call('ZCARD', KEYS[4]) >= key_lanes then
+    return too_many('key', key_lanes)
   end
+end
+local org_lanes = tonumber(ARGV[7])
+if org_lanes > 0 and redis.call('HLEN', KEYS[6]) >= org_lanes then
+  return too_many('organization', org_lanes)
 end
 
 -- Everything passed: take.
@@ -159,17 +172,14 @@ if #writes > 0 then
   redis.call('HSET', KEYS[3], unpack(writes))
   redis.call('EXPIRE', KEYS[3], 120)
 end
-local slot_deadline = now + tonumber(ARGV[16])
-for _, lane in ipairs(lanes) do
-  if lane[2] > 0 then
-    redis.call('ZADD', lane[1], slot_deadline, ARGV[1])
-    redis.call('EXPIRE', lane[1], tonumber(ARGV[16]) + 60)
-  end
+if key_lanes > 0 then
+  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[16]), ARGV[1])
+  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[16]) + 60)
 end
-redis.call('DECRBY', KEYS[6], int(hold))
-redis.call('HSET', KEYS[7], ARGV[1], int(hold))
-redis.call('ZADD', KEYS[8], now + tonumber(ARGV[15]), ARGV[1])
+redis.call('DECRBY', KEYS[5], int(hold))
+redis.call('HSET', KEYS[6], ARGV[1], int(hold))
+redis.call('ZADD', KEYS[7], now + tonumber(ARGV[15]), ARGV[1])
 
 local r = report(true)
-return {1, epoch, allowance, int(hold), redis.call('GET', KEYS[6]),
+return {1, epoch, allowance, int(hold), redis.call('GET', KEYS[5]),
         r[1], r[2], r[3], r[4], r[5], r[6]}
