@@ -175,7 +175,7 @@ class Admission:
 
     async def settle(
         self, key: KeyRecord, request_id: str, *, token_refund: int, cost_units: int,
-        event: dict[str, str] | None,
+        event: list[str] | None,
     ) -> None:  # fmt: skip
         """Give back what the request did not use and hand its usage event to metering, in
         one pipelined round trip. Runs after the answer, on its own patient connection,
@@ -202,7 +202,7 @@ class Admission:
         log.error("settlement of request %s was not recorded", request_id)
 
     async def _settle_once(
-        self, keys: tuple[str, ...], args: list[object], event: dict[str, str] | None
+        self, keys: tuple[str, ...], args: list[object], event: list[str] | None
     ) -> None:
         client = self._settle_client
         if event is None:
@@ -232,9 +232,8 @@ class Admission:
             )
 
 
-def _xadd(event: dict[str, str]) -> tuple[object, ...]:
-    fields = [part for pair in event.items() for part in pair]
-    return ("XADD", keyspace.USAGE_STREAM, "*", *fields)
+def _xadd(event: list[str]) -> tuple[object, ...]:
+    return ("XADD", keyspace.USAGE_STREAM, "*", *event)
 
 
 def _verdict(reply: list, key: KeyRecord) -> Admitted | int:

@@ -69,7 +69,8 @@ def usage_event(
     stream: bool,
     started_at_ms: int,
     ttft_ms: int | None,
-) -> dict[str, str]:
+) -> list[str]:
+    """The usage event of a finished request, as XADD's field arguments."""
     return UsageEvent(
         request_id=request_id,
         org_id=org_id,
@@ -86,4 +87,4 @@ def usage_event(
         started_at_ms=started_at_ms,
         finished_at_ms=now_ms(),
         ttft_ms=ttft_ms,
-    ).to_fields()
+    ).to_xadd_arguments()
