@@ -85,8 +85,3 @@ async def send_error(send: Send, error: ApiError, headers: Headers) -> None:
     extra = [(name.encode(), value.encode()) for name, value in error.headers.items()]
     extra += error.extra_headers
     await send_response(send, error.status, error.body(), JSON_HEADERS + headers + extra)
-
-
-async def wait_for_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

@@ -13,12 +13,12 @@ from django.db import close_old_connections
 from apps.gateway.admission import NOT_SEEDED, STALE, Admitted, Ask
 from apps.gateway.asgi_io import (
     Headers,
+    Message,
     Receive,
     Scope,
     Send,
     header,
     read_body,
-    wait_for_disconnect,
 )
 from apps.gateway.catalog_cache import PublicModel
 from apps.gateway.errors import ApiError, authentication_failed, service_unavailable
@@ -119,27 +119,40 @@ class RequestContext:
 
     async def run_unless_client_leaves(self, work: Coroutine[Any, Any, None]) -> bool:
         """Run `work` in this task; cancel it if the client disconnects first. True if it
-        completed. One watcher task per request (`receive` tells of a disconnect, or of the
-        response being complete, which cannot come before `work` sent its last message)."""
+        completed. The only extra task is `receive()` itself: its message is a disconnect,
+        or it comes when the response is complete, which cannot happen before `work` sent its
+        last message and stopped running."""
         task = asyncio.current_task()
         assert task is not None
-        state = {"running": True, "client_left": False}
-
-        async def watch() -> None:
-            await wait_for_disconnect(self.receive)
-            if state["running"]:
-                state["client_left"] = True
-                task.cancel()
-
-        watcher = asyncio.ensure_future(watch())
+        watch = _DisconnectWatch(task)
+        receiving = asyncio.ensure_future(self.receive())
+        receiving.add_done_callback(watch.on_message)
         try:
             await work
         except asyncio.CancelledError:
-            if not state["client_left"]:
+            if not watch.client_left:
                 raise
             task.uncancel()
             return False
         finally:
-            state["running"] = False
-            watcher.cancel()
+            watch.running = False
+            receiving.cancel()
         return True
+
+
+class _DisconnectWatch:
+    """Cancels the request's task when the client disconnects while `work` runs."""
+
+    __slots__ = ("client_left", "running", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.running = True
+        self.client_left = False
+
+    def on_message(self, receiving: asyncio.Future[Message]) -> None:
+        if receiving.cancelled() or receiving.exception() is not None or not self.running:
+            return
+        if receiving.result()["type"] == "http.disconnect":
+            self.client_left = True
+            self.task.cancel()
