@@ -2,12 +2,16 @@
 as they arrive, keep-alive reuse, timeouts, broken and malformed answers, flow control."""
 
 import asyncio
+import ssl
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from apps.gateway import upstream_http
 from apps.gateway.upstream_http import HttpFailure, HttpPool, post_head
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -281,3 +285,41 @@ def test_a_reader_that_falls_behind_pauses_the_upstream():
     assert received == len(body)
     assert written_while_unread
     assert written_while_unread[0] < 16 << 20  # held back, not all 40 MiB buffered
+
+
+def self_signed_certificate(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, made by the openssl command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_an_https_upstream_is_reached_over_verified_tls(tmp_path, monkeypatch):
+    cert, key = self_signed_certificate(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+
+    async def exchange(client_tls: ssl.SSLContext) -> bytes:
+        monkeypatch.setattr(upstream_http, "_tls_context", lambda: client_tls)
+        server = await asyncio.start_server(echo_forever, "127.0.0.1", 0, ssl=server_tls)
+        port = server.sockets[0].getsockname()[1]
+        pool = HttpPool(connect_timeout_s=2)
+        origin, head = post_head(f"https://127.0.0.1:{port}/v1/chat/completions", {})
+        try:
+            response = await pool.post(origin, head, b'{"over": "tls"}', read_timeout_s=2)
+            body = await response.read()
+            response.release()
+            return body
+        finally:
+            await pool.close()
+            server.close()
+
+    trusting = ssl.create_default_context(cafile=cert)
+    assert asyncio.run(exchange(trusting)) == b'{"over": "tls"}'
+    with pytest.raises(HttpFailure, match="unreachable"):
+        asyncio.run(exchange(ssl.create_default_context()))  # the system CAs do not know it

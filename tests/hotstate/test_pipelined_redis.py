@@ -2,11 +2,15 @@
 errors keep the connection, a lost or silent server fails fast and is reconnected to."""
 
 import asyncio
+import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -15,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from apps.gateway.admission import ADMIT_SCRIPT, SCRIPT_LOADS
 from apps.hotstate.clients import sync_redis
 from apps.hotstate.pipelined_redis import PipelinedRedis, RedisAddress
+from tests.support.servers import free_port
 
 # Busy-waits inside Redis for ARGV[1] milliseconds, then answers "slow".
 SLOW_SCRIPT = """
@@ -182,3 +187,43 @@ def test_a_caller_that_gives_up_does_not_shift_the_replies_of_others():
         return echoed, await client.execute("ECHO", "next")
 
     assert run(scenario) == (b"mine", b"next")
+
+
+def test_a_password_protected_redis_is_logged_into_and_a_wrong_password_is_refused():
+    port = free_port()
+    server = subprocess.Popen(
+        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+         "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "s3cret"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+
+        async def scenario(url: str) -> Any:
+            client = PipelinedRedis.from_url(url, timeout_s=2)
+            try:
+                await client.execute("SET", "where", "db3")
+                return await client.execute("GET", "where")
+            finally:
+                await client.aclose()
+
+        assert asyncio.run(scenario(f"redis://:s3cret@127.0.0.1:{port}/3")) == b"db3"
+        with pytest.raises(RedisConnectionError, match="refused the connection setup"):
+            asyncio.run(scenario(f"redis://:wrong@127.0.0.1:{port}/3"))
+        check = redis.Redis(port=port, password="s3cret", db=3)
+        assert check.get("where") == b"db3"  # logged in, and the database was selected
+        check.close()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def wait_for_port(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
