@@ -61,8 +61,9 @@ async def pairs_per_second(
             request_id = f"r{index}-{n}"
             n += 1
             await ADMIT_SCRIPT.run(client, admit_keys(ORG, KEY), admit_args(request_id, limited))
-            keys = (*settle_keys(ORG, KEY), keyspace.settled_marker(ORG, request_id))
-            await SETTLE_SCRIPT.run(client, keys, [request_id, 40, limit, limit, 1000, KEY, limit])
+            keys = (*settle_keys(ORG), keyspace.settled_marker(ORG, request_id))
+            args = [request_id, 40, limit, limit, 1000, KEY, limit, 960]
+            await SETTLE_SCRIPT.run(client, keys, args)
             done += 1
 
     started = time.perf_counter()

@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 LUA = Path(__file__).parent / "lua"
 LOG_EVERY_S = 10.0
 SETTLE_RETRY_PAUSES_S = (0.2, 1.0, 5.0, 0.0)  # four attempts over about six seconds
-KEY_NAMES_CACHED = 65_536  # API keys whose Redis key names are kept ready
+KEY_NAMES_CACHED = 65_536  # tenants and keys whose Redis key names are kept ready
+LIMITS_HASH_EXTRA_LIFETIME_S = 60  # the limits hash outlives the longest in-flight slot by this
 
 ADMITTED, CUT_OFF, RATE_LIMITED, TOO_MANY_IN_FLIGHT, NO_CREDIT, NOT_SEEDED, STALE, SUSPENDED = (
     range(1, 9)
@@ -100,21 +101,16 @@ def admit_keys(org_id: int, key_id: int) -> tuple[str, ...]:
     return (
         keyspace.key_not_valid_after(org_id, key_id),
         keyspace.tenant_epoch(org_id),
-        *_shared_keys(org_id, key_id),
+        *settle_keys(org_id),
     )
 
 
 @lru_cache(maxsize=KEY_NAMES_CACHED)
-def settle_keys(org_id: int, key_id: int) -> tuple[str, ...]:
+def settle_keys(org_id: int) -> tuple[str, ...]:
     """The Redis keys settle.lua reads and writes, in its KEYS order (the request's settled
     marker follows them)."""
-    return _shared_keys(org_id, key_id)
-
-
-def _shared_keys(org_id: int, key_id: int) -> tuple[str, ...]:
     return (
         keyspace.token_buckets(org_id),
-        keyspace.key_in_flight(org_id, key_id),
         keyspace.credit_available(org_id),
         keyspace.reservations(org_id),
         keyspace.reservation_deadlines(org_id),
@@ -182,12 +178,12 @@ class Admission:
         and is retried: the script's settled marker makes a repeat a no-op, and metering
         ingests each request id once."""
         keys = (
-            *settle_keys(key.org_id, key.id),
+            *settle_keys(key.org_id),
             keyspace.settled_marker(key.org_id, request_id),
         )
         args = [
             request_id, token_refund, key.key_limits.tpm, key.org_limits.tpm, cost_units, key.id,
-            key.key_limits.concurrency,
+            key.key_limits.concurrency, self._hold_lifetime_s + LIMITS_HASH_EXTRA_LIFETIME_S,
         ]  # fmt: skip
         for attempt, pause in enumerate(SETTLE_RETRY_PAUSES_S):
             try:

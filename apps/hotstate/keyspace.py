@@ -48,7 +48,8 @@ def reservations(org_id: int) -> str:
 
 
 def reservation_deadlines(org_id: int) -> str:
-    """Sorted set: request id scored by the unix time its hold expires (a dead worker's)."""
+    """Sorted set: request id (followed by " <key id>" when the request holds a slot of its
+    key's concurrency limit) scored by the unix time its hold expires (a dead worker's)."""
     return f"{tenant_tag(org_id)}:hold_deadlines"
 
 
@@ -59,14 +60,10 @@ USAGE_GROUP = "ingest"
 
 
 def token_buckets(org_id: int) -> str:
-    """Hash of the tenant's token buckets: fields `k<key id>:r`, `k<key id>:t` (the key's
-    requests and tokens), `o:r`, `o:t` (the organization's), each "level at"."""
+    """Hash of the tenant's limits: token buckets `k<key id>:r`, `k<key id>:t` (the key's
+    requests and tokens), `o:r`, `o:t` (the organization's), each "level at", and
+    `k<key id>:n`, the key's requests in flight (the organization's are its holds)."""
     return f"{tenant_tag(org_id)}:buckets"
-
-
-def key_in_flight(org_id: int, key_id: int) -> str:
-    """Sorted set: the key's requests in flight, scored by when their slot expires."""
-    return f"{tenant_tag(org_id)}:inflight:k:{key_id}"
 
 
 def settled_marker(org_id: int, request_id: str) -> str:

@@ -226,7 +226,7 @@ def test_hold_of_a_dead_worker_is_released_after_its_lifetime(catalog):
 
     admit = client.register_script(ADMIT_SCRIPT.source)
     keys = admit_keys(org, 1)
-    assert (keys[4], keys[5], keys[6]) == (credit, holds, deadlines)
+    assert (keys[3], keys[4], keys[5]) == (credit, holds, deadlines)
     args = ["req_new", 0, 0, 0, 0, 0, 0, 10, 10, 1, "0", "0", 0, 1, 900, 900, 0, 0, 1]
     verdict = admit(keys=list(keys), args=args)
     assert verdict[0] == 1

@@ -235,3 +235,30 @@ def test_the_slot_of_a_crashed_worker_comes_back_after_its_lifetime(catalog, gat
     )
     time.sleep(1.1)
     assert post(gateway_url, tenant.secret).status_code == 200
+
+
+def test_a_key_slot_comes_back_after_success_failure_and_a_client_that_left(
+    catalog, gateway_url, demo_upstream
+):
+    tenant = tenant_with("OneSlot", max_concurrent=1)
+    assert post(gateway_url, tenant.secret).status_code == 200
+    assert post(gateway_url, tenant.secret).status_code == 200  # the first one gave it back
+    refused_upstream = post(gateway_url, tenant.secret, demo={"fail_status": 400})
+    assert refused_upstream.status_code == 400
+    body = {
+        "messages": HELLO,
+        "stream": True,
+        "demo": {"completion_tokens": 200, "inter_token_ms": 50},
+    }
+    headers = {"Authorization": f"Bearer {tenant.secret}"}
+    url = gateway_url + "/v1/chat/completions"
+    with httpx2.stream("POST", url, json=body, headers=headers) as response:
+        assert response.status_code == 200
+        busy = post(gateway_url, tenant.secret)  # while the stream holds the slot
+        next(response.iter_lines())
+    assert busy.status_code == 429
+    deadline = time.monotonic() + 5
+    while (status := post(gateway_url, tenant.secret).status_code) != 200:
+        assert status == 429
+        assert time.monotonic() < deadline, "the slot of the stream the client left never came back"
+        time.sleep(0.05)

@@ -1,11 +1,14 @@
 -- Admission: every check and every take for one request, atomically, in one round trip.
 -- All keys share the tenant's hash tag, so this runs on Redis Cluster too. Calls into Redis
 -- are kept few (each costs a few microseconds of Redis time): limits that are not set cost
--- nothing, and the organization's requests in flight are its holds (one per admitted
--- request, released at settlement or when its lifetime ends).
+-- nothing; the organization's requests in flight are its holds (one per admitted request,
+-- released at settlement or when its lifetime ends); the key's are a counter in the bucket
+-- hash, and a hold that counts for its key says so in its deadline entry ("<request> <key>"),
+-- so that a dead worker's slot is given back with its hold.
 --
--- KEYS: 1 key cut-off marker  2 tenant epoch  3 token buckets hash (field per bucket: "level at")
---       4 key in-flight zset   5 credit available  6 holds hash  7 hold deadlines zset
+-- KEYS: 1 key cut-off marker  2 tenant epoch
+--       3 limits hash (token buckets "level at", the key's in-flight count)
+--       4 credit available  5 holds hash  6 hold deadlines zset
 -- ARGV: 1 request id
 --       2 key rpm  3 key tpm  4 key concurrency  5 org rpm  6 org tpm  7 org concurrency (0: none)
 --       8 prompt tokens  9 output allowance (tokens, all choices)  10 choices (n)
@@ -24,7 +27,7 @@ local function int(x) return string.format('%.0f', x) end
 
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('MGET', KEYS[2], KEYS[1], KEYS[5])
+local state = redis.call('MGET', KEYS[2], KEYS[1], KEYS[4])
 local epoch = tonumber(state[1] or '0')
 
 if tonumber(ARGV[17]) ~= epoch then
@@ -42,15 +45,22 @@ end
 local balance = tonumber(state[3])
 
 -- Release holds of requests whose worker died (bounded work per call; exact integer adds).
-local expired = redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 100)
-for _, id in ipairs(expired) do
-  local held = redis.call('HGET', KEYS[6], id)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[6], '-inf', now, 'LIMIT', 0, 100)
+for _, member in ipairs(expired) do
+  local space = string.find(member, ' ', 1, true)
+  local id = space and string.sub(member, 1, space - 1) or member
+  local held = redis.call('HGET', KEYS[5], id)
   if held then
-    redis.call('INCRBY', KEYS[5], held)  -- held is the exact integer string stored below
-    redis.call('HDEL', KEYS[6], id)
+    redis.call('INCRBY', KEYS[4], held)  -- held is the exact integer string stored below
+    redis.call('HDEL', KEYS[5], id)
     balance = balance + tonumber(held)
+    if space then  -- it held a slot of its key
+      local field = 'k' .. string.sub(member, space + 1) .. ':n'
+      local count = tonumber(redis.call('HGET', KEYS[3], field) or '0')
+      if count > 0 then redis.call('HSET', KEYS[3], field, count - 1) end
+    end
   end
-  redis.call('ZREM', KEYS[7], id)
+  redis.call('ZREM', KEYS[6], member)
 end
 
 -- Credit: hold the most the request can cost, lowering the allowance if needed.
@@ -80,13 +90,16 @@ local buckets = {
   {'o:r', 1, tonumber(ARGV[5]), 'requests', 'organization'},
   {'o:t', tokens, tonumber(ARGV[6]), 'tokens', 'organization'},
 }
-local limited = false
+local key_lanes = tonumber(ARGV[4])
+local slot_field = 'k' .. kid .. ':n'
+local limited = key_lanes > 0
 for _, b in ipairs(buckets) do
   if b[3] > 0 then limited = true end
 end
 local states = {}
 if limited then
-  states = redis.call('HMGET', KEYS[3], buckets[1][1], buckets[2][1], buckets[3][1], buckets[4][1])
+  states = redis.call('HMGET', KEYS[3], buckets[1][1], buckets[2][1], buckets[3][1],
+                      buckets[4][1], slot_field)
 end
 local levels = {}
 local refused = nil
@@ -142,21 +155,17 @@ if refused then
           r[1], r[2], r[3], r[4], r[5], r[6]}
 end
 
--- Requests in flight: the key's in its own sorted set (slots of dead workers expire), the
--- organization's are its holds.
+-- Requests in flight: the key's counted in the limits hash, the organization's are its holds.
 local function too_many(scope, limit)
   local r = report(false)
   return {4, epoch, 'concurrency', scope, 1000, '1', limit, r[1], r[2], r[3], r[4], r[5], r[6]}
 end
-local key_lanes = tonumber(ARGV[4])
-if key_lanes > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-  if redis.call('ZCARD', KEYS[4]) >= key_lanes then
-    return too_many('key', key_lanes)
-  end
+local in_flight = tonumber(states[5] or '0')
+if key_lanes > 0 and in_flight >= key_lanes then
+  return too_many('key', key_lanes)
 end
 local org_lanes = tonumber(ARGV[7])
-if org_lanes > 0 and redis.call('HLEN', KEYS[6]) >= org_lanes then
+if org_lanes > 0 and redis.call('HLEN', KEYS[5]) >= org_lanes then
   return too_many('organization', org_lanes)
 end
 
@@ -168,18 +177,22 @@ for i, b in ipairs(buckets) do
     table.insert(writes, tostring(levels[i] - b[2]) .. ' ' .. tostring(now))
   end
 end
+local member = ARGV[1]
+if key_lanes > 0 then
+  table.insert(writes, slot_field)
+  table.insert(writes, in_flight + 1)
+  member = ARGV[1] .. ' ' .. kid
+end
 if #writes > 0 then
   redis.call('HSET', KEYS[3], unpack(writes))
-  redis.call('EXPIRE', KEYS[3], 120)
+  -- Idle buckets refill to full within a minute anyway; the in-flight count must outlive
+  -- the longest request (settle.lua is given the same lifetime).
+  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[16]) + 60)
 end
-if key_lanes > 0 then
-  redis.call('ZADD', KEYS[4], now + tonumber(ARGV[16]), ARGV[1])
-  redis.call('EXPIRE', KEYS[4], tonumber(ARGV[16]) + 60)
-end
-redis.call('DECRBY', KEYS[5], int(hold))
-redis.call('HSET', KEYS[6], ARGV[1], int(hold))
-redis.call('ZADD', KEYS[7], now + tonumber(ARGV[15]), ARGV[1])
+redis.call('DECRBY', KEYS[4], int(hold))
+redis.call('HSET', KEYS[5], ARGV[1], int(hold))
+redis.call('ZADD', KEYS[6], now + tonumber(ARGV[15]), member)
 
 local r = report(true)
-return {1, epoch, allowance, int(hold), redis.call('GET', KEYS[5]),
+return {1, epoch, allowance, int(hold), redis.call('GET', KEYS[4]),
         r[1], r[2], r[3], r[4], r[5], r[6]}
