@@ -245,9 +245,11 @@ async def _stream(run: Run, routes: list[Route]) -> None:
         completed = await ctx.run_unless_client_leaves(relay)
         if not completed:
             response.close()
-        elif outcome.error is None:
-            await finish_reading(response)
-        await _settle_stream(run, route, outcome, completed)
+        try:
+            await _settle_stream(run, route, outcome, completed)
+        finally:
+            if completed and outcome.error is None:
+                await finish_reading(response)  # after settling: it only keeps the connection
         return
     raise _all_failed(failures)
 

@@ -259,4 +259,7 @@ async def finish_reading(response: Response) -> None:
                 pass
     except (HttpFailure, TimeoutError):
         pass
+    except BaseException:
+        response.close()
+        raise
     response.release()

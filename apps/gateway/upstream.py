@@ -1,8 +1,9 @@
 """Calls to OpenAI-compatible upstreams over the worker's pool of keep-alive connections.
 
 The HTTP client (upstream_http.py) was chosen by measurement: aiohttp's client used 4.5x less
-CPU per request than httpx on this 2-core machine, and our lean httptools-based client about
-half of aiohttp's per request and per streamed chunk (docs/performance.md).
+CPU per request than httpx on this 2-core machine, and replacing it with our httptools-based
+client took the worker from 0.73 to 0.45 ms per request and from 93 to 64 us per streamed
+chunk (docs/performance.md).
 """
 
 import asyncio

@@ -3,9 +3,9 @@
 Keep-alive connections are pooled per origin; responses are parsed by httptools (llhttp, the C
 parser uvicorn uses) straight from the socket's data callbacks, and a body is handed to its
 reader as the network delivers it. Per streamed chunk that is one parser call and one wake-up
-of the reading task; aiohttp's client, used before, spent about twice the gateway's budget per
-chunk in Python around the same C parser (a stream reader, a waiter and a re-armed read timer
-per packet; docs/performance.md has the measurements).
+of the reading task; aiohttp's client, used before, was 30 % of the worker's CPU in a stream
+profile, in Python around the same kind of C parser (a stream reader, a waiter and a re-armed
+read timer per packet; docs/performance.md has the measurements).
 
 Timeouts cost nothing per packet: each busy connection has one timer that fires only when the
 read timeout (no byte for `read_timeout_s`) or the total deadline may have passed. A response
@@ -178,7 +178,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
-        self._parser = httptools.HttpResponseParser(self)
+        self._parser = httptools.HttpResponseParser(self)  # one per connection, as in uvicorn
         self._response: Response | None = None
         self._keep_alive = False
         self._close_delimited = False
@@ -196,7 +196,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._response is None or self._response._done:  # unasked for: out of step
-            self._abort()
+            self.abort()
             return
         self._received_any = True
         self._last_data = self.loop.time()
@@ -252,8 +252,7 @@ class _Connection(asyncio.Protocol):
     def start(self, request: bytes, read_timeout_s: float, total_s: float | None) -> Response:
         """Write a request; return its response, to be awaited with `wait_for_headers`."""
         response = Response(self)
-        self._response = response
-        self._parser = httptools.HttpResponseParser(self)
+        self._response = response  # the parser, past a complete answer, expects the next one
         self._keep_alive = False
         self._close_delimited = True
         self._received_any = False
@@ -275,7 +274,7 @@ class _Connection(asyncio.Protocol):
             self.idle_since = self.loop.time()
             self.pool.put_back(self)
         else:
-            self._abort()
+            self.abort()
 
     def pause(self) -> None:
         if not self._paused and self.transport is not None:
@@ -288,7 +287,8 @@ class _Connection(asyncio.Protocol):
             self._last_data = self.loop.time()
             self.transport.resume_reading()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
+        """Close the connection at once (it is never reused)."""
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
@@ -297,7 +297,7 @@ class _Connection(asyncio.Protocol):
         self._stop_timer()
         if self._response is not None:
             self._response._fail(error)
-        self._abort()
+        self.abort()
 
     # Timeouts: one timer per busy connection, re-armed only when it fires.
 
@@ -378,14 +378,14 @@ class HttpPool:
 
     def put_back(self, connection: _Connection) -> None:
         if self._closing:
-            connection.transport.abort()  # type: ignore[union-attr]
+            connection.abort()
             return
         idle = self._idle.setdefault(connection.origin, [])
         expired_before = connection.idle_since - self._keepalive_s
         while idle and (
             idle[0].idle_since < expired_before or len(idle) >= IDLE_CONNECTIONS_PER_ORIGIN
         ):
-            idle.pop(0).transport.abort()  # type: ignore[union-attr]
+            idle.pop(0).abort()
         idle.append(connection)
 
     async def _connect(self, origin: Origin) -> _Connection:
@@ -411,5 +411,5 @@ class HttpPool:
         self._closing = True
         for idle in self._idle.values():
             for connection in idle:
-                connection.transport.abort()  # type: ignore[union-attr]
+                connection.abort()
         self._idle.clear()

@@ -13,8 +13,7 @@ import pytest
 
 from apps.gateway import upstream_http
 from apps.gateway.upstream_http import HttpFailure, HttpPool, post_head
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+from tests.support.loopback import Handler, LoopbackServer
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -38,40 +37,12 @@ def chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-class Server:
-    """A loopback server running `handler` for every connection; counts connections."""
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-        self.connections = 0
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/chat/completions"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.writers.append(writer)
-        try:
-            await self.handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def __aexit__(self, *exc: object) -> None:
-        for writer in self.writers:
-            writer.close()
-        self.server.close()
-        await self.server.wait_closed()
-
-
 def run(handler: Handler, scenario: Callable[[HttpPool, Any, Any], Awaitable[Any]]) -> Any:
     async def main() -> Any:
-        server = Server(handler)
-        async with server as url:
+        server = LoopbackServer(handler)
+        async with server as port:
             pool = HttpPool(connect_timeout_s=2)
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
             origin, head = post_head(url, {"Content-Type": "application/json"})
             try:
                 return await scenario(pool, origin, head), server.connections
@@ -306,18 +277,16 @@ def test_an_https_upstream_is_reached_over_verified_tls(tmp_path, monkeypatch):
 
     async def exchange(client_tls: ssl.SSLContext) -> bytes:
         monkeypatch.setattr(upstream_http, "_tls_context", lambda: client_tls)
-        server = await asyncio.start_server(echo_forever, "127.0.0.1", 0, ssl=server_tls)
-        port = server.sockets[0].getsockname()[1]
-        pool = HttpPool(connect_timeout_s=2)
-        origin, head = post_head(f"https://127.0.0.1:{port}/v1/chat/completions", {})
-        try:
-            response = await pool.post(origin, head, b'{"over": "tls"}', read_timeout_s=2)
-            body = await response.read()
-            response.release()
-            return body
-        finally:
-            await pool.close()
-            server.close()
+        async with LoopbackServer(echo_forever, tls=server_tls) as port:
+            pool = HttpPool(connect_timeout_s=2)
+            origin, head = post_head(f"https://127.0.0.1:{port}/v1/chat/completions", {})
+            try:
+                response = await pool.post(origin, head, b'{"over": "tls"}', read_timeout_s=2)
+                body = await response.read()
+                response.release()
+                return body
+            finally:
+                await pool.close()
 
     trusting = ssl.create_default_context(cafile=cert)
     assert asyncio.run(exchange(trusting)) == b'{"over": "tls"}'

@@ -2,9 +2,6 @@
 errors keep the connection, a lost or silent server fails fast and is reconnected to."""
 
 import asyncio
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,7 +16,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from apps.gateway.admission import ADMIT_SCRIPT, SCRIPT_LOADS
 from apps.hotstate.clients import sync_redis
 from apps.hotstate.pipelined_redis import PipelinedRedis, RedisAddress
-from tests.support.servers import free_port
+from tests.support.loopback import LoopbackServer
+from tests.support.redis_server import PrivateRedis
 
 # Busy-waits inside Redis for ARGV[1] milliseconds, then answers "slow".
 SLOW_SCRIPT = """
@@ -110,50 +108,29 @@ def test_a_connection_killed_by_redis_is_replaced_by_the_next_command():
     assert echoed == b"back"
 
 
-class FakeServer:
-    """A loopback TCP server that reads what it gets and then hangs up or says nothing."""
-
-    def __init__(self, *, hang_up: bool) -> None:
-        self.hang_up = hang_up
-        self.writers: list[asyncio.StreamWriter] = []
-
-    async def __aenter__(self) -> RedisAddress:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return RedisAddress(port=self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        await reader.read(1 << 16)
-        if self.hang_up:
-            writer.close()
-
-    async def __aexit__(self, *exc: object) -> None:
-        for writer in self.writers:
-            writer.close()
-        self.server.close()
-        await self.server.wait_closed()
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(1 << 16)
+    writer.close()
 
 
-def test_callers_waiting_when_the_connection_drops_fail_at_once():
+async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(1 << 16)
+    await asyncio.sleep(30)
+
+
+@pytest.mark.parametrize(
+    ("server", "timeout_s", "error", "at_least_s"),
+    [
+        (hang_up, 5.0, RedisConnectionError, 0.0),  # the connection drops under them
+        (say_nothing, 0.3, RedisTimeoutError, 0.25),  # the server goes silent
+    ],
+)
+def test_every_waiting_caller_fails_at_once_when_the_server_fails(
+    server, timeout_s, error, at_least_s
+):
     async def scenario() -> tuple[list, float]:
-        async with FakeServer(hang_up=True) as address:
-            client = PipelinedRedis(address, timeout_s=5)
-            started = time.monotonic()
-            outcomes = await asyncio.gather(
-                *(client.execute("PING") for _ in range(20)), return_exceptions=True
-            )
-            await client.aclose()
-        return outcomes, time.monotonic() - started
-
-    outcomes, elapsed = asyncio.run(scenario())
-    assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes)
-    assert elapsed < 1.0
-
-
-def test_a_silent_server_times_out_every_waiting_caller_at_once():
-    async def scenario() -> tuple[list, float]:
-        async with FakeServer(hang_up=False) as address:
-            client = PipelinedRedis(address, timeout_s=0.3)
+        async with LoopbackServer(server) as port:
+            client = PipelinedRedis(RedisAddress(port=port), timeout_s=timeout_s)
             started = time.monotonic()
             outcomes = await asyncio.gather(
                 *(client.execute("PING") for _ in range(20)), return_exceptions=True
@@ -163,8 +140,8 @@ def test_a_silent_server_times_out_every_waiting_caller_at_once():
         return outcomes, elapsed
 
     outcomes, elapsed = asyncio.run(scenario())
-    assert all(isinstance(outcome, RedisTimeoutError) for outcome in outcomes)
-    assert 0.25 < elapsed < 1.0
+    assert all(isinstance(outcome, error) for outcome in outcomes)
+    assert at_least_s <= elapsed < 1.0
 
 
 def test_a_server_that_is_down_is_reported_at_once():
@@ -190,14 +167,9 @@ def test_a_caller_that_gives_up_does_not_shift_the_replies_of_others():
 
 
 def test_a_password_protected_redis_is_logged_into_and_a_wrong_password_is_refused():
-    port = free_port()
-    server = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
-         "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "s3cret"],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+    server = PrivateRedis(password="s3cret")
+    server.start()
     try:
-        wait_for_port(port)
 
         async def scenario(url: str) -> Any:
             client = PipelinedRedis.from_url(url, timeout_s=2)
@@ -207,23 +179,11 @@ def test_a_password_protected_redis_is_logged_into_and_a_wrong_password_is_refus
             finally:
                 await client.aclose()
 
-        assert asyncio.run(scenario(f"redis://:s3cret@127.0.0.1:{port}/3")) == b"db3"
+        assert asyncio.run(scenario(f"redis://:s3cret@127.0.0.1:{server.port}/3")) == b"db3"
         with pytest.raises(RedisConnectionError, match="refused the connection setup"):
-            asyncio.run(scenario(f"redis://:wrong@127.0.0.1:{port}/3"))
-        check = redis.Redis(port=port, password="s3cret", db=3)
+            asyncio.run(scenario(f"redis://:wrong@127.0.0.1:{server.port}/3"))
+        check = redis.Redis(port=server.port, password="s3cret", db=3)
         assert check.get("where") == b"db3"  # logged in, and the database was selected
         check.close()
     finally:
-        server.kill()
-        server.wait()
-
-
-def wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+        server.stop()

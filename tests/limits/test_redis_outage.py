@@ -1,8 +1,6 @@
 """When Redis goes away: fail closed (503, the default) or open (RATE_LIMIT_FAIL_OPEN=1),
 never hang, and recover by itself when Redis returns."""
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,38 +9,12 @@ import httpx2
 import pytest
 
 from tests.conftest import tenant_with
-from tests.support.servers import free_port, gunicorn_server
+from tests.support.redis_server import PrivateRedis
+from tests.support.servers import gunicorn_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = {"messages": [{"role": "user", "content": "hello"}], "max_tokens": 2}
-
-
-class PrivateRedis:
-    """A redis-server of this test's own, on a fixed port so it can be restarted."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        command = [shutil.which("redis-server") or "redis-server", "--port", str(self.port)]
-        command += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while (
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-            ).stdout.strip()
-            != b"PONG"
-        ):
-            assert time.monotonic() < deadline, "private redis did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
 
 
 @contextmanager
