@@ -33,7 +33,7 @@ LUA = Path(__file__).parent / "lua"
 LOG_EVERY_S = 10.0
 SETTLE_RETRY_PAUSES_S = (0.2, 1.0, 5.0, 0.0)  # four attempts over about six seconds
 KEY_NAMES_CACHED = 65_536  # tenants and keys whose Redis key names are kept ready
-LIMITS_HASH_EXTRA_LIFETIME_S = 60  # the limits hash outlives the longest in-flight slot by this
+LIMITS_HASH_EXTRA_LIFETIME_S = 60  # the limits hash outlives its last write by a hold's life + this
 
 ADMITTED, CUT_OFF, RATE_LIMITED, TOO_MANY_IN_FLIGHT, NO_CREDIT, NOT_SEEDED, STALE, SUSPENDED = (
     range(1, 9)
@@ -64,8 +64,9 @@ class LuaScript:
             return await client.execute(*command)
 
 
-ADMIT_SCRIPT = LuaScript((LUA / "admit.lua").read_text())
-SETTLE_SCRIPT = LuaScript((LUA / "settle.lua").read_text())
+LIMITS_STATE_LUA = (LUA / "limits_state.lua").read_text()  # shared by both scripts
+ADMIT_SCRIPT = LuaScript(LIMITS_STATE_LUA + (LUA / "admit.lua").read_text())
+SETTLE_SCRIPT = LuaScript(LIMITS_STATE_LUA + (LUA / "settle.lua").read_text())
 SCRIPT_LOADS = (ADMIT_SCRIPT.load_command, SETTLE_SCRIPT.load_command)
 
 
@@ -135,6 +136,7 @@ class Admission:
         self._fail_open = fail_open
         self._min_answer_tokens = min_answer_tokens
         self._hold_lifetime_s = hold_lifetime_s
+        self._limits_kept_s = hold_lifetime_s + LIMITS_HASH_EXTRA_LIFETIME_S
         self._last_logged = 0.0
         self.redis_failures = 0
 
@@ -149,7 +151,7 @@ class Admission:
             ask.prompt_tokens, ask.allowance, ask.choices,
             plain(ask.prompt_cost_units), plain(ask.output_price_units),
             key.spending_floor_units, self._min_answer_tokens,
-            self._hold_lifetime_s, self._hold_lifetime_s, key.epoch, int(key.suspended),
+            self._hold_lifetime_s, self._limits_kept_s, key.epoch, int(key.suspended),
             key.id,
         ]  # fmt: skip
         try:
@@ -183,7 +185,7 @@ class Admission:
         )
         args = [
             request_id, token_refund, key.key_limits.tpm, key.org_limits.tpm, cost_units, key.id,
-            key.key_limits.concurrency, self._hold_lifetime_s + LIMITS_HASH_EXTRA_LIFETIME_S,
+            key.key_limits.concurrency, self._limits_kept_s,
         ]  # fmt: skip
         for attempt, pause in enumerate(SETTLE_RETRY_PAUSES_S):
             try:
@@ -297,39 +299,42 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def rate_limit_headers(values: list) -> list[tuple[bytes, bytes]]:
-    """OpenAI's x-ratelimit-* headers from the script's report (-1: no such limit)."""
+def rate_limit_headers(values: list[int]) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers from the script's report: limit, remaining and reset (ms)
+    of the requests bucket, then of the tokens bucket (-1: no such limit)."""
+    limit, remaining, reset_ms, token_limit, tokens_left, tokens_reset_ms = values
     headers: list[tuple[bytes, bytes]] = []
-    for (limit_name, remaining_name, reset_name), (limit, remaining, reset_ms) in (
-        (RATE_LIMIT_HEADER_NAMES["requests"], values[0:3]),
-        (RATE_LIMIT_HEADER_NAMES["tokens"], values[3:6]),
-    ):
-        if int(limit) < 0:
-            continue
-        headers += [
-            (limit_name, b"%d" % int(limit)),
-            (remaining_name, b"%d" % int(remaining)),
-            (reset_name, openai_duration(int(reset_ms)).encode()),
-        ]
+    if limit >= 0:
+        headers += (
+            (LIMIT_REQUESTS, b"%d" % limit),
+            (REMAINING_REQUESTS, b"%d" % remaining),
+            (RESET_REQUESTS, openai_duration(reset_ms)),
+        )
+    if token_limit >= 0:
+        headers += (
+            (LIMIT_TOKENS, b"%d" % token_limit),
+            (REMAINING_TOKENS, b"%d" % tokens_left),
+            (RESET_TOKENS, openai_duration(tokens_reset_ms)),
+        )
     return headers
 
 
-RATE_LIMIT_HEADER_NAMES = {
-    kind: tuple(f"x-ratelimit-{part}-{kind}".encode() for part in ("limit", "remaining", "reset"))
+LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS, LIMIT_TOKENS, REMAINING_TOKENS, RESET_TOKENS = (
+    f"x-ratelimit-{part}-{kind}".encode()
     for kind in ("requests", "tokens")
-}
+    for part in ("limit", "remaining", "reset")
+)
 
 
-def openai_duration(milliseconds: int) -> str:
+def openai_duration(milliseconds: int) -> bytes:
     """OpenAI's reset format: `17ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`."""
     if milliseconds < 1000:
-        return f"{max(0, milliseconds)}ms"
+        return b"%dms" % max(0, milliseconds)
     seconds, millis = divmod(milliseconds, 1000)
     minutes, seconds = divmod(seconds, 60)
-    hours, minutes = divmod(minutes, 60)
-    secs = f"{seconds}.{millis:03d}".rstrip("0").rstrip(".") + "s"
-    if hours:
-        return f"{hours}h{minutes}m{secs}"
+    text = (b"%d.%03d" % (seconds, millis)).rstrip(b"0") + b"s" if millis else b"%ds" % seconds
+    if minutes >= 60:
+        return b"%dh%dm" % divmod(minutes, 60) + text
     if minutes:
-        return f"{minutes}m{secs}"
-    return secs
+        return b"%dm" % minutes + text
+    return text

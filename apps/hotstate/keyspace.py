@@ -60,9 +60,10 @@ USAGE_GROUP = "ingest"
 
 
 def token_buckets(org_id: int) -> str:
-    """Hash of the tenant's limits: token buckets `k<key id>:r`, `k<key id>:t` (the key's
-    requests and tokens), `o:r`, `o:t` (the organization's), each "level at", and
-    `k<key id>:n`, the key's requests in flight (the organization's are its holds)."""
+    """Hash of the tenant's limits (apps/gateway/lua/limits_state.lua): field `k<key id>` the
+    key's request and token buckets and its requests in flight, `o` the organization's
+    buckets (its requests in flight are its holds), each packed binary; `x` until when the
+    hash's expiry is set."""
     return f"{tenant_tag(org_id)}:buckets"
 
 

@@ -1,6 +1,7 @@
 """Rate limits on the live gateway: token buckets, concurrency, headers and Retry-After."""
 
 import asyncio
+import struct
 import time
 
 import aiohttp
@@ -266,3 +267,35 @@ def test_a_key_slot_comes_back_after_success_failure_and_a_client_that_left(
         assert status == 429
         assert time.monotonic() < deadline, "the slot of the stream the client left never came back"
         time.sleep(0.05)
+
+
+def test_the_limits_hash_outlives_its_last_write_and_its_expiry_is_refreshed_rarely(
+    catalog, gateway_url, settings
+):
+    from apps.gateway.admission import LIMITS_HASH_EXTRA_LIFETIME_S
+    from apps.hotstate.keyspace import token_buckets
+
+    keep = settings.GATEWAY_HOLD_LIFETIME_S + LIMITS_HASH_EXTRA_LIFETIME_S
+    tenant = tenant_with("Kept", rpm=10)
+    assert post(gateway_url, tenant.secret).status_code == 200
+    client = sync_redis()
+    limits = token_buckets(tenant.organization.pk)
+    first_ttl = client.ttl(limits)
+    assert keep < first_ttl <= keep + 120
+
+    # While the expiry last set is far enough away, writes leave it alone (no EXPIRE each time).
+    client.expire(limits, keep + 50)
+    assert post(gateway_url, tenant.secret).status_code == 200
+    assert keep < client.ttl(limits) <= keep + 50
+
+    # Once it would come too soon (the field `x` says when it was set for), it is pushed back.
+    client.hset(limits, "x", struct.pack("d", time.time()))
+    client.expire(limits, 30)
+    response = post(gateway_url, tenant.secret)
+    assert response.status_code == 200
+    assert keep < client.ttl(limits) <= keep + 120
+    assert response.headers["x-ratelimit-remaining-requests"] == "7"
+
+    # A hash that expired starts over full.
+    client.delete(limits)
+    assert post(gateway_url, tenant.secret).headers["x-ratelimit-remaining-requests"] == "9"

@@ -1,23 +1,23 @@
 -- Admission: every check and every take for one request, atomically, in one round trip.
 -- All keys share the tenant's hash tag, so this runs on Redis Cluster too. Calls into Redis
--- are kept few (each costs a few microseconds of Redis time): limits that are not set cost
+-- are kept few (each costs a microsecond or two of Redis time): limits that are not set cost
 -- nothing; the organization's requests in flight are its holds (one per admitted request,
--- released at settlement or when its lifetime ends); the key's are a counter in the bucket
--- hash, and a hold that counts for its key says so in its deadline entry ("<request> <key>"),
--- so that a dead worker's slot is given back with its hold.
+-- released at settlement or when its lifetime ends); the key's are counted in its field of
+-- the limits hash (limits_state.lua, prepended to this script), and a hold that counts for
+-- its key says so in its deadline entry ("<request> <key>"), so that a dead worker's slot is
+-- given back with its hold.
 --
--- KEYS: 1 key cut-off marker  2 tenant epoch
---       3 limits hash (token buckets "level at", the key's in-flight count)
+-- KEYS: 1 key cut-off marker  2 tenant epoch  3 limits hash (limits_state.lua)
 --       4 credit available  5 holds hash  6 hold deadlines zset
 -- ARGV: 1 request id
 --       2 key rpm  3 key tpm  4 key concurrency  5 org rpm  6 org tpm  7 org concurrency (0: none)
 --       8 prompt tokens  9 output allowance (tokens, all choices)  10 choices (n)
 --       11 prompt cost (1e-10 USD, may be fractional)  12 output price per token (1e-10 USD)
 --       13 spending floor (1e-10 USD, <= 0)  14 minimal answer tokens
---       15 hold lifetime (s)  16 in-flight slot lifetime (s)
+--       15 hold lifetime (s)  16 how long the limits hash must outlive a write (s)
 --       17 the tenant epoch the caller's limits were read at (-1: unknown)
 --       18 1 if the caller's record says the organization is suspended
---       19 the API key id (names the key's buckets)
+--       19 the API key id (names the key's field)
 -- Returns {verdict, epoch, ...}; verdicts: 1 admitted, 2 cut off, 3 rate limited,
 -- 4 too many in flight, 5 insufficient credit, 6 credit counter not seeded,
 -- 7 the caller's limits are stale (nothing taken: reload them and ask again),
@@ -55,9 +55,14 @@ for _, member in ipairs(expired) do
     redis.call('HDEL', KEYS[5], id)
     balance = balance + tonumber(held)
     if space then  -- it held a slot of its key
-      local field = 'k' .. string.sub(member, space + 1) .. ':n'
-      local count = tonumber(redis.call('HGET', KEYS[3], field) or '0')
-      if count > 0 then redis.call('HSET', KEYS[3], field, count - 1) end
+      local field = 'k' .. string.sub(member, space + 1)
+      local packed = redis.call('HGET', KEYS[3], field)
+      if packed then
+        local requests, requests_at, tokens_left, tokens_at, count = struct.unpack(STATE, packed)
+        count = math.max(0, count - 1)
+        redis.call('HSET', KEYS[3], field,
+                   struct.pack(STATE, requests, requests_at, tokens_left, tokens_at, count))
+      end
     end
   end
   redis.call('ZREM', KEYS[6], member)
@@ -81,46 +86,47 @@ end
 local hold = math.ceil(prompt_cost + allowance * out_price)
 local tokens = tonumber(ARGV[8]) + allowance
 
--- Token buckets: capacity = the per-minute limit, refilled continuously. All four live in one
--- hash, each field "level at" (tokens left, Redis time of that reading).
+-- Token buckets: capacity = the per-minute limit, refilled continuously. The key's buckets
+-- are one field of the limits hash, `k<key id>`, the organization's another, `o`; each packs
+-- five doubles with struct (no number-to-text conversion, which cost more than the rest of
+-- the bucket arithmetic): requests left, Redis time of that reading, tokens left, time of that
+-- reading, requests in flight (the key's; the organization's are its holds). A bucket without
+-- a limit is stored as math.huge, so it starts full once a limit is set.
 local kid = ARGV[19]
-local buckets = {
-  {'k' .. kid .. ':r', 1, tonumber(ARGV[2]), 'requests', 'key'},
-  {'k' .. kid .. ':t', tokens, tonumber(ARGV[3]), 'tokens', 'key'},
-  {'o:r', 1, tonumber(ARGV[5]), 'requests', 'organization'},
-  {'o:t', tokens, tonumber(ARGV[6]), 'tokens', 'organization'},
-}
+local key_field = 'k' .. kid
+local limits = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])}
+local wants = {1, tokens, 1, tokens}  -- buckets 1 and 3 count requests, 2 and 4 tokens
 local key_lanes = tonumber(ARGV[4])
-local slot_field = 'k' .. kid .. ':n'
-local limited = key_lanes > 0
-for _, b in ipairs(buckets) do
-  if b[3] > 0 then limited = true end
+local key_limited = key_lanes > 0 or limits[1] > 0 or limits[2] > 0
+local org_limited = limits[3] > 0 or limits[4] > 0
+
+local levels = {}  -- what each limited bucket holds now
+local in_flight = 0
+local expiry_field = nil
+if key_limited or org_limited then
+  local packed = redis.call('HMGET', KEYS[3], key_field, 'o', 'x')
+  for scope = 0, 1 do
+    local requests, requests_at, tokens_left, tokens_at, count = HUGE, now, HUGE, now, 0
+    if packed[scope + 1] then
+      requests, requests_at, tokens_left, tokens_at, count = struct.unpack(STATE, packed[scope + 1])
+    end
+    if scope == 0 then in_flight = count end
+    levels[2 * scope + 1] = refilled(requests, requests_at, limits[2 * scope + 1], now)
+    levels[2 * scope + 2] = refilled(tokens_left, tokens_at, limits[2 * scope + 2], now)
+  end
+  expiry_field = packed[3]
 end
-local states = {}
-if limited then
-  states = redis.call('HMGET', KEYS[3], buckets[1][1], buckets[2][1], buckets[3][1],
-                      buckets[4][1], slot_field)
-end
-local levels = {}
+
 local refused = nil
 local wait = 0
-for i, b in ipairs(buckets) do
-  local limit = b[3]
-  if limit > 0 then
-    local level = limit
-    if states[i] then
-      local space = string.find(states[i], ' ', 1, true)
-      local last, at = tonumber(string.sub(states[i], 1, space - 1)), tonumber(string.sub(states[i], space + 1))
-      level = math.min(limit, last + (now - at) * limit / 60)
-    end
-    levels[i] = level
-    if level < b[2] then
-      local need = (b[2] - level) * 60 / limit
-      if b[2] > limit then need = -1 end
-      if refused == nil or need < 0 or (wait >= 0 and need > wait) then
-        refused = i
-        wait = need
-      end
+for i = 1, 4 do
+  local level, limit = levels[i], limits[i]
+  if level and level < wants[i] then
+    local need = (wants[i] - level) * 60 / limit
+    if wants[i] > limit then need = -1 end
+    if refused == nil or need < 0 or (wait >= 0 and need > wait) then
+      refused = i
+      wait = need
     end
   end
 end
@@ -128,21 +134,20 @@ end
 local function report(taken)
   -- For the headers: the bucket of each kind with the least left.
   local out = {}
-  for _, kind in ipairs({'requests', 'tokens'}) do
-    local best = nil
-    for i, b in ipairs(buckets) do
-      if b[4] == kind and b[3] > 0 then
-        local left = levels[i] - (taken and b[2] or 0)
-        if best == nil or left < best[2] then best = {b[3], left} end
+  for kind = 1, 2 do
+    local limit, left = -1, nil
+    for i = kind, 4, 2 do
+      if levels[i] then
+        local after = levels[i] - (taken and wants[i] or 0)
+        if left == nil or after < left then limit, left = limits[i], after end
       end
     end
-    if best then
-      local reset_ms = math.ceil((best[1] - best[2]) * 60000 / best[1])
-      table.insert(out, best[1])
-      table.insert(out, math.max(0, math.floor(best[2])))
-      table.insert(out, reset_ms)
+    if left then
+      out[#out + 1] = limit
+      out[#out + 1] = math.max(0, math.floor(left))
+      out[#out + 1] = math.ceil((limit - left) * 60000 / limit)
     else
-      table.insert(out, -1); table.insert(out, -1); table.insert(out, -1)
+      out[#out + 1] = -1; out[#out + 1] = -1; out[#out + 1] = -1
     end
   end
   return out
@@ -150,17 +155,17 @@ end
 
 if refused then
   local r = report(false)
-  return {3, epoch, buckets[refused][4], buckets[refused][5], math.ceil(wait * 1000),
-          tostring(buckets[refused][2]), buckets[refused][3],
-          r[1], r[2], r[3], r[4], r[5], r[6]}
+  local kind = refused % 2 == 1 and 'requests' or 'tokens'
+  local scope = refused <= 2 and 'key' or 'organization'
+  return {3, epoch, kind, scope, math.ceil(wait * 1000),
+          tostring(wants[refused]), limits[refused], r[1], r[2], r[3], r[4], r[5], r[6]}
 end
 
--- Requests in flight: the key's counted in the limits hash, the organization's are its holds.
+-- Requests in flight: the key's counted in its field, the organization's are its holds.
 local function too_many(scope, limit)
   local r = report(false)
   return {4, epoch, 'concurrency', scope, 1000, '1', limit, r[1], r[2], r[3], r[4], r[5], r[6]}
 end
-local in_flight = tonumber(states[5] or '0')
 if key_lanes > 0 and in_flight >= key_lanes then
   return too_many('key', key_lanes)
 end
@@ -170,29 +175,29 @@ if org_lanes > 0 and redis.call('HLEN', KEYS[5]) >= org_lanes then
 end
 
 -- Everything passed: take.
-local writes = {}
-for i, b in ipairs(buckets) do
-  if b[3] > 0 then
-    table.insert(writes, b[1])
-    table.insert(writes, tostring(levels[i] - b[2]) .. ' ' .. tostring(now))
-  end
+local function taken(i)
+  return levels[i] and levels[i] - wants[i] or HUGE
 end
 local member = ARGV[1]
 if key_lanes > 0 then
-  table.insert(writes, slot_field)
-  table.insert(writes, in_flight + 1)
+  in_flight = in_flight + 1
   member = ARGV[1] .. ' ' .. kid
 end
-if #writes > 0 then
-  redis.call('HSET', KEYS[3], unpack(writes))
-  -- Idle buckets refill to full within a minute anyway; the in-flight count must outlive
-  -- the longest request (settle.lua is given the same lifetime).
-  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[16]) + 60)
+local keep = tonumber(ARGV[16])
+if key_limited then
+  local key_state = struct.pack(STATE, taken(1), now, taken(2), now, in_flight)
+  if org_limited then
+    local org_state = struct.pack(STATE, taken(3), now, taken(4), now, 0)
+    write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state, 'o', org_state)
+  else
+    write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state)
+  end
+elseif org_limited then
+  write_limits(KEYS[3], expiry_field, keep, now, 'o', struct.pack(STATE, taken(3), now, taken(4), now, 0))
 end
-redis.call('DECRBY', KEYS[4], int(hold))
+local left = redis.call('DECRBY', KEYS[4], int(hold))
 redis.call('HSET', KEYS[5], ARGV[1], int(hold))
 redis.call('ZADD', KEYS[6], now + tonumber(ARGV[15]), member)
 
 local r = report(true)
-return {1, epoch, allowance, int(hold), redis.call('GET', KEYS[4]),
-        r[1], r[2], r[3], r[4], r[5], r[6]}
+return {1, epoch, allowance, int(hold), left, r[1], r[2], r[3], r[4], r[5], r[6]}

@@ -1,12 +1,12 @@
 -- Settlement: give back what a finished request did not use, in one round trip.
 --
--- KEYS: 1 limits hash (token buckets, the key's in-flight count)  2 credit available
+-- KEYS: 1 limits hash (limits_state.lua, prepended to this script)  2 credit available
 --       3 holds hash  4 hold deadlines zset
 --       5 this request's settled marker (a retried settlement is a no-op)
 -- ARGV: 1 request id  2 tokens to give back (estimate - actual; negative takes more)
 --       3 key tpm  4 org tpm (0: none)  5 cost (1e-10 USD, integer)  6 the API key id
 --       7 the key's concurrency limit at admission (0: the request took no slot of its key)
---       8 the limits hash's lifetime (s), as admission sets it
+--       8 how long the limits hash must outlive a write (s), as admission is told
 -- Returns 1, or false if the credit counter is not seeded (Redis lost it).
 
 if redis.call('SET', KEYS[5], '1', 'NX', 'EX', 86400) == false then
@@ -27,36 +27,32 @@ local refund = tonumber(ARGV[2])
 local key_tpm, org_tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
 local refunds = refund ~= 0 and (key_tpm > 0 or org_tpm > 0)
 if refunds or free_slot then
-  local slot_field = 'k' .. ARGV[6] .. ':n'
-  local buckets = {{'k' .. ARGV[6] .. ':t', key_tpm}, {'o:t', org_tpm}}
-  local states = redis.call('HMGET', KEYS[1], buckets[1][1], buckets[2][1], slot_field)
+  local clock = redis.call('TIME')
+  local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+  local key_field = 'k' .. ARGV[6]
+  local packed = redis.call('HMGET', KEYS[1], key_field, 'o', 'x')
   local writes = {}
-  if refunds then
-    local clock = redis.call('TIME')
-    local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-    for i, b in ipairs(buckets) do
-      local limit = b[2]
-      if limit > 0 then
-        local level = limit
-        if states[i] then
-          local space = string.find(states[i], ' ', 1, true)
-          local last = tonumber(string.sub(states[i], 1, space - 1))
-          local at = tonumber(string.sub(states[i], space + 1))
-          level = math.min(limit, last + (now - at) * limit / 60)
-        end
-        level = math.max(-limit, math.min(limit, level + refund))
-        table.insert(writes, b[1])
-        table.insert(writes, tostring(level) .. ' ' .. tostring(now))
+  local limits = {key_tpm, org_tpm}
+  for scope = 1, 2 do
+    local limit = limits[scope]
+    local refund_here = refunds and limit > 0
+    local slot_here = scope == 1 and free_slot
+    if refund_here or slot_here then
+      local requests, requests_at, tokens_left, tokens_at, count = HUGE, now, HUGE, now, 0
+      if packed[scope] then
+        requests, requests_at, tokens_left, tokens_at, count = struct.unpack(STATE, packed[scope])
       end
+      if refund_here then
+        local level = refilled(tokens_left, tokens_at, limit, now)
+        tokens_left, tokens_at = math.max(-limit, math.min(limit, level + refund)), now
+      end
+      if slot_here then count = math.max(0, count - 1) end
+      writes[#writes + 1] = scope == 1 and key_field or 'o'
+      writes[#writes + 1] = struct.pack(STATE, requests, requests_at, tokens_left, tokens_at, count)
     end
   end
-  if free_slot then
-    table.insert(writes, slot_field)
-    table.insert(writes, math.max(0, tonumber(states[3] or '0') - 1))
-  end
   if #writes > 0 then
-    redis.call('HSET', KEYS[1], unpack(writes))
-    redis.call('EXPIRE', KEYS[1], ARGV[8])
+    write_limits(KEYS[1], packed[3], tonumber(ARGV[8]), now, unpack(writes))
   end
 end
 
