@@ -8,8 +8,9 @@ credit and holds the cost); "on" has a plan and key limits for requests, tokens 
 in flight that are checked (and taken from) on every request but never reached. Each round
 runs the same short non-streaming load (wrk, closed loop) once per key, alternating which goes
 first, so drift of a shared machine falls on both arms. Reported per arm: the median over the
-rounds of req/s, p50, p99, gateway CPU per request and Redis CPU per request, and the
-difference of the medians. Writes bench/results/limits-ab-<stamp>.json.
+rounds of req/s, p50, p99, gateway CPU per request and Redis CPU per request, the difference
+of the medians, and the median (and range) of the per-round differences. Writes
+bench/results/limits-ab-<stamp>.json.
 
 Redis does the limiter's work, on its own thread: left unpinned, the scheduler puts it on the
 gateway's core part of the time and the figures then measure Redis and the gateway sharing a
@@ -145,7 +146,27 @@ def _summarise(records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         for name in FIGURES
         if summary["off"][name]
     }
+    summary["paired_change_percent"] = _paired_changes(records)
     return summary
+
+
+def _paired_changes(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Per round, on versus off (the two arms ran back to back): the median, lowest and
+    highest change in percent. Drift of a shared machine that is slower than a round cancels
+    in each pair, where it shifts the medians of the arms taken apart."""
+    rounds: dict[int, dict[str, dict[str, Any]]] = {}
+    for record in records:
+        rounds.setdefault(record["round"], {})[record["arm"]] = record
+    changes: dict[str, float] = {}
+    for name in ("requests_per_s", "gateway_cpu_ms_per_request"):
+        ratios = sorted(
+            100 * (pair["on"][name] - pair["off"][name]) / pair["off"][name]
+            for pair in rounds.values()
+            if pair["off"][name]
+        )
+        changes[name] = statistics.median(ratios)
+        changes[f"{name}_low"], changes[f"{name}_high"] = ratios[0], ratios[-1]
+    return changes
 
 
 def _markdown(summary: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
@@ -170,6 +191,16 @@ def _markdown(summary: dict[str, dict[str, float]], args: argparse.Namespace) ->
         f"{change['p99_ms']:+.1f} % | {change['gateway_cpu_ms_per_request']:+.1f} % | "
         f"{change['redis_cpu_us_per_request']:+.1f} % | |"
     )
+    paired = summary["paired_change_percent"]
+    lines += [
+        "",
+        "Paired by round (on versus off, back to back), median and range over the rounds: "
+        f"req/s {paired['requests_per_s']:+.1f} % ({paired['requests_per_s_low']:+.1f} to "
+        f"{paired['requests_per_s_high']:+.1f} %), gateway CPU/request "
+        f"{paired['gateway_cpu_ms_per_request']:+.1f} % "
+        f"({paired['gateway_cpu_ms_per_request_low']:+.1f} to "
+        f"{paired['gateway_cpu_ms_per_request_high']:+.1f} %).",
+    ]
     return "\n".join(lines)
 
 
