@@ -9,7 +9,8 @@ client), with every limit active (key and organization buckets for requests and 
 in-flight sets and a credit hold) or none configured (the script still checks the key
 cut-off, the tenant epoch and the credit). Reported: admit+settle pairs/s at 1, 8 and 64
 concurrent callers, and Redis' own time per script call (INFO commandstats), which bounds the
-decisions one Redis core makes per second.
+decisions one Redis core makes per second; then Redis' time per call of each script on its
+own, with every limit on and with none.
 """
 
 from __future__ import annotations
@@ -91,8 +92,47 @@ async def measure(url: str, seconds: float) -> None:
                 f"| {concurrency} | {'all on' if limited else 'none'} | {rate:,.0f} "
                 f"| {per_script:.1f} |"
             )
+    print()
+    print("| limits | Redis µs per admit.lua call | per settle.lua call |")
+    print("|---|---:|---:|")
+    for limited in (True, False):
+        admit_us, settle_us = await per_script_times(client, admin, limited)
+        print(f"| {'all on' if limited else 'none'} | {admit_us:.1f} | {settle_us:.1f} |")
     admin.flushdb()
     await client.aclose()
+
+
+async def per_script_times(
+    client: PipelinedRedis, admin: redis.Redis, limited: bool, batches: int = 20, size: int = 100
+) -> tuple[float, float]:
+    """Redis time per call of each script on its own: batches of admissions, then the
+    settlements of the same requests (the best of three rounds of each)."""
+    admin.flushdb()
+    admin.set(keyspace.credit_available(ORG), 10**18)
+    limit = HUGE if limited else 0
+    best = {"admit": float("inf"), "settle": float("inf")}
+    for round_ in range(3):
+        ids = [[f"t{round_}-{b}-{i}" for i in range(size)] for b in range(batches)]
+        for script in ("admit", "settle"):
+            admin.config_resetstat()
+            for batch in ids:
+                if script == "admit":
+                    commands = [
+                        ADMIT_SCRIPT.call(admit_keys(ORG, KEY), admit_args(rid, limited))
+                        for rid in batch
+                    ]
+                else:
+                    commands = [
+                        SETTLE_SCRIPT.call(
+                            (*settle_keys(ORG), keyspace.settled_marker(ORG, rid)),
+                            [rid, 40, limit, limit, 1000, KEY, limit, 960],
+                        )
+                        for rid in batch
+                    ]
+                await client.execute_many(commands)
+            stats = admin.info("commandstats")["cmdstat_evalsha"]
+            best[script] = min(best[script], stats["usec_per_call"])
+    return best["admit"], best["settle"]
 
 
 def main() -> None:
