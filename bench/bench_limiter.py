@@ -63,7 +63,7 @@ async def pairs_per_second(
             n += 1
             await ADMIT_SCRIPT.run(client, admit_keys(ORG, KEY), admit_args(request_id, limited))
             keys = (*settle_keys(ORG), keyspace.settled_marker(ORG, request_id))
-            args = [request_id, 40, limit, limit, 1000, KEY, limit, 960]
+            args = [request_id, 40, limit, limit, 1000, KEY, limit, 960, 93]
             await SETTLE_SCRIPT.run(client, keys, args)
             done += 1
 
@@ -125,7 +125,7 @@ async def per_script_times(
                     commands = [
                         SETTLE_SCRIPT.call(
                             (*settle_keys(ORG), keyspace.settled_marker(ORG, rid)),
-                            [rid, 40, limit, limit, 1000, KEY, limit, 960],
+                            [rid, 40, limit, limit, 1000, KEY, limit, 960, 93],
                         )
                         for rid in batch
                     ]

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 LUA = Path(__file__).parent / "lua"
 LOG_EVERY_S = 10.0
 SETTLE_RETRY_PAUSES_S = (0.2, 1.0, 5.0, 0.0)  # four attempts over about six seconds
+SETTLED_MARKER_MIN_LIFETIME_S = 60
 KEY_NAMES_CACHED = 65_536  # tenants and keys whose Redis key names are kept ready
 LIMITS_HASH_EXTRA_LIFETIME_S = 60  # the limits hash outlives its last write by a hold's life + this
 
@@ -137,6 +138,7 @@ class Admission:
         self._min_answer_tokens = min_answer_tokens
         self._hold_lifetime_s = hold_lifetime_s
         self._limits_kept_s = hold_lifetime_s + LIMITS_HASH_EXTRA_LIFETIME_S
+        self._marker_lifetime_s = settled_marker_lifetime_s(settle_client.timeout_s)
         self._last_logged = 0.0
         self.redis_failures = 0
 
@@ -185,7 +187,7 @@ class Admission:
         )
         args = [
             request_id, token_refund, key.key_limits.tpm, key.org_limits.tpm, cost_units, key.id,
-            key.key_limits.concurrency, self._limits_kept_s,
+            key.key_limits.concurrency, self._limits_kept_s, self._marker_lifetime_s,
         ]  # fmt: skip
         for attempt, pause in enumerate(SETTLE_RETRY_PAUSES_S):
             try:
@@ -228,6 +230,16 @@ class Admission:
                 policy,
                 self.redis_failures,
             )
+
+
+def settled_marker_lifetime_s(settle_timeout_s: float) -> int:
+    """How long a request's settled marker lives: twice the longest time its settlement can
+    take from the first attempt to the last (each attempt waits up to `settle_timeout_s`).
+    A marker per request, kept no longer than that: at 4,000 requests/s a day-long marker
+    would hold ~350 million keys (~30 GB), this one about 400,000."""
+    attempts = len(SETTLE_RETRY_PAUSES_S)
+    window = attempts * settle_timeout_s + sum(SETTLE_RETRY_PAUSES_S)
+    return max(SETTLED_MARKER_MIN_LIFETIME_S, math.ceil(2 * window))
 
 
 def _xadd(event: list[str]) -> tuple[object, ...]:

@@ -204,6 +204,11 @@ class PipelinedRedis:
         self._connection: _Connection | None = None
         self._opening: asyncio.Future[_Connection] | None = None
 
+    @property
+    def timeout_s(self) -> float:
+        """How long a command waits for its reply before the connection is dropped."""
+        return self._timeout_s
+
     @classmethod
     def from_url(cls, url: str, **options: Any) -> PipelinedRedis:
         return cls(RedisAddress.from_url(url), **options)

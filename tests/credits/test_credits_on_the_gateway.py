@@ -249,3 +249,35 @@ def test_a_reused_client_request_id_never_merges_charges(catalog, gateway_url):
     records = UsageRecord.objects.filter(organization=tenant.organization)
     assert set(records.values_list("request_id", flat=True)) == ours
     assert ledger_balance(tenant.organization) == Decimal(1) - 3 * cost_of(PROMPT, 5)
+
+
+def test_a_repeated_settlement_changes_nothing_and_its_marker_is_short_lived(catalog, gateway_url):
+    from django.conf import settings
+
+    from apps.gateway.admission import SETTLE_SCRIPT, settle_keys, settled_marker_lifetime_s
+    from apps.hotstate.keyspace import credit_available, settled_marker, token_buckets
+    from apps.keys.models import APIKey
+
+    tenant = tenant_with("Retried", credit="1", tpm=100_000, max_concurrent=5)
+    response = chat(gateway_url, tenant.secret, max_tokens=50)
+    assert response.status_code == 200
+    org = tenant.organization.pk
+    request_id = response.headers["x-request-id"]  # ours: the client sent none
+    marker = settled_marker(org, request_id)
+    client = sync_redis()
+    deadline = time.monotonic() + 5
+    while not client.exists(marker):  # settlement runs right after the answer went out
+        assert time.monotonic() < deadline, "the request was never settled"
+        time.sleep(0.02)
+    lifetime = settled_marker_lifetime_s(settings.REDIS_SETTLE_TIMEOUT_S)
+    assert lifetime <= 300  # bounded by the retries, not a day per request
+    assert 0 < client.ttl(marker) <= lifetime
+    credit, buckets = client.get(credit_available(org)), client.hgetall(token_buckets(org))
+
+    # The same settlement again, as a retry after a lost reply would send it: a no-op.
+    key = APIKey.objects.get(organization_id=org)
+    args = [request_id, 40, 100_000, 0, 12_345, key.pk, 5, 960, lifetime]
+    settle = client.register_script(SETTLE_SCRIPT.source)
+    assert settle(keys=[*settle_keys(org), marker], args=args) == 1
+    assert client.get(credit_available(org)) == credit
+    assert client.hgetall(token_buckets(org)) == buckets

@@ -7,9 +7,10 @@
 --       3 key tpm  4 org tpm (0: none)  5 cost (1e-10 USD, integer)  6 the API key id
 --       7 the key's concurrency limit at admission (0: the request took no slot of its key)
 --       8 how long the limits hash must outlive a write (s), as admission is told
+--       9 how long the settled marker lives (s): longer than every retry of this settlement
 -- Returns 1, or false if the credit counter is not seeded (Redis lost it).
 
-if redis.call('SET', KEYS[5], '1', 'NX', 'EX', 86400) == false then
+if redis.call('SET', KEYS[5], '1', 'NX', 'EX', ARGV[9]) == false then
   return 1  -- settled already: a retry after a lost reply
 end
 
