@@ -341,12 +341,22 @@ LIMIT_REQUESTS, REMAINING_REQUESTS, RESET_REQUESTS, LIMIT_TOKENS, REMAINING_TOKE
 def openai_duration(milliseconds: int) -> bytes:
     """OpenAI's reset format: `17ms`, `1s`, `1.5s`, `6m0s`, `1h2m3s`."""
     if milliseconds < 1000:
-        return b"%dms" % max(0, milliseconds)
+        return b"%dms" % milliseconds if milliseconds > 0 else b"0ms"
     seconds, millis = divmod(milliseconds, 1000)
+    if seconds < 60:
+        return _seconds(seconds, millis)
     minutes, seconds = divmod(seconds, 60)
-    text = (b"%d.%03d" % (seconds, millis)).rstrip(b"0") + b"s" if millis else b"%ds" % seconds
-    if minutes >= 60:
-        return b"%dh%dm" % divmod(minutes, 60) + text
-    if minutes:
-        return b"%dm" % minutes + text
-    return text
+    if minutes < 60:
+        return b"%dm" % minutes + _seconds(seconds, millis)
+    return b"%dh%dm" % divmod(minutes, 60) + _seconds(seconds, millis)
+
+
+def _seconds(seconds: int, millis: int) -> bytes:
+    """`7s`, `7.5s`, `7.25s`, `7.125s`: seconds with the milliseconds' significant digits."""
+    if not millis:
+        return b"%ds" % seconds
+    if millis % 10:
+        return b"%d.%03ds" % (seconds, millis)
+    if millis % 100:
+        return b"%d.%02ds" % (seconds, millis // 10)
+    return b"%d.%ds" % (seconds, millis // 100)
