@@ -68,7 +68,8 @@ class LuaScript:
 LIMITS_STATE_LUA = (LUA / "limits_state.lua").read_text()  # shared by both scripts
 ADMIT_SCRIPT = LuaScript(LIMITS_STATE_LUA + (LUA / "admit.lua").read_text())
 SETTLE_SCRIPT = LuaScript(LIMITS_STATE_LUA + (LUA / "settle.lua").read_text())
-SCRIPT_LOADS = (ADMIT_SCRIPT.load_command, SETTLE_SCRIPT.load_command)
+PEEK_SCRIPT = LuaScript(LIMITS_STATE_LUA + (LUA / "peek.lua").read_text())
+SCRIPT_LOADS = (ADMIT_SCRIPT.load_command, SETTLE_SCRIPT.load_command, PEEK_SCRIPT.load_command)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +167,22 @@ class Admission:
                 "The service is temporarily unable to admit requests; retry shortly."
             ) from None
         return _verdict(reply, key)
+
+    async def peek_headers(self, key: KeyRecord) -> list[tuple[bytes, bytes]]:
+        """The x-ratelimit-* headers of `key` as its buckets stand, taking nothing: for an
+        answer given before admission. None for a key without rate limits (no round trip),
+        nor when Redis does not answer (the answer goes out without them)."""
+        mine, org = key.key_limits, key.org_limits
+        if not (mine.rpm or mine.tpm or org.rpm or org.tpm):
+            return []
+        keys = (keyspace.token_buckets(key.org_id),)
+        args = [mine.rpm, mine.tpm, org.rpm, org.tpm, key.id]
+        try:
+            reply = await PEEK_SCRIPT.run(self._client, keys, args)
+        except RedisError as error:
+            self._note_redis_failure(error)
+            return []
+        return rate_limit_headers(reply)
 
     async def seed_credit(self, key: KeyRecord, balance_units: int) -> None:
         """Start the tenant's credit counter from the ledger balance (if nobody did yet)."""

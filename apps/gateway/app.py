@@ -80,7 +80,7 @@ class GatewayApp:
             metrics.count_response(200)
         except ApiError as error:
             metrics.count_response(error.status)
-            await send_error(send, error, ctx.headers)
+            await send_error(send, error, await ctx.error_headers(error))
         except ClientGone:
             return
         except Exception:

@@ -45,6 +45,8 @@ class RequestContext:
     request_id: bytes
     headers: Headers  # sent with every response to this request
     key_hash: str = ""
+    key: KeyRecord | None = None  # once authenticated
+    admitted: bool = False  # admission ran and reported the limits
 
     async def read_body(self) -> bytes:
         return await read_body(self.scope, self.receive, settings.GATEWAY_MAX_BODY_BYTES)
@@ -68,6 +70,7 @@ class RequestContext:
             raise authentication_failed("Incorrect API key provided.")
         if not record.usable_at(int(time.time() * 1000)):
             raise authentication_failed("This API key has been revoked or has expired.")
+        self.key = record
         return record
 
     async def admit(self, key: KeyRecord, ask: Ask) -> tuple[KeyRecord, Admitted]:
@@ -87,7 +90,16 @@ class RequestContext:
         if not isinstance(result, Admitted):
             raise service_unavailable("The request could not be admitted; retry shortly.")
         self.state.last_used.note(key.id)
+        self.key, self.admitted = key, True
         return key, result
+
+    async def error_headers(self, error: ApiError) -> Headers:
+        """The headers of the answer `error`: ours, plus the key's x-ratelimit-* headers when a
+        known key's request was refused before admission reported them (an invalid request,
+        an unknown model; not a bad key, a 429, which carries its own, or a server error)."""
+        if self.key is None or self.admitted or error.status in (401, 429) or error.status >= 500:
+            return self.headers
+        return self.headers + await self.state.admission.peek_headers(self.key)
 
     async def _reload_key(self) -> KeyRecord:
         record = await self.state.keys.get(self.key_hash)

@@ -299,3 +299,30 @@ def test_the_limits_hash_outlives_its_last_write_and_its_expiry_is_refreshed_rar
     # A hash that expired starts over full.
     client.delete(limits)
     assert post(gateway_url, tenant.secret).headers["x-ratelimit-remaining-requests"] == "9"
+
+
+def test_a_known_keys_request_refused_before_admission_still_reports_its_limits(
+    catalog, gateway_url
+):
+    tenant = tenant_with("Peek", rpm=10, tpm=100_000)
+    assert post(gateway_url, tenant.secret).status_code == 200  # takes one request
+    invalid = post(gateway_url, tenant.secret, temperature=5)
+    unknown_model = post(gateway_url, tenant.secret, model="no-such-model")
+    not_json = httpx2.post(
+        gateway_url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {tenant.secret}", "content-type": "application/json"},
+        content=b"{not json",
+    )
+    for response, status in ((invalid, 422), (unknown_model, 404), (not_json, 400)):
+        assert response.status_code == status
+        assert set(response.headers) >= RATE_HEADERS
+        assert response.headers["x-ratelimit-limit-requests"] == "10"
+        assert response.headers["x-ratelimit-remaining-requests"] == "9"  # nothing taken
+        assert response.headers["x-ratelimit-limit-tokens"] == "100000"
+    assert post(gateway_url, tenant.secret).headers["x-ratelimit-remaining-requests"] == "8"
+
+    bad_key = post(gateway_url, "tg_live_" + "x" * 40)
+    assert bad_key.status_code == 401
+    assert not RATE_HEADERS & set(bad_key.headers)
+    unlimited = tenant_with("NoLimits")
+    assert not RATE_HEADERS & set(post(gateway_url, unlimited.secret, temperature=5).headers)

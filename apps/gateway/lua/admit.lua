@@ -105,15 +105,7 @@ local in_flight = 0
 local expiry_field = nil
 if key_limited or org_limited then
   local packed = redis.call('HMGET', KEYS[3], key_field, 'o', 'x')
-  for scope = 0, 1 do
-    local requests, requests_at, tokens_left, tokens_at, count = HUGE, now, HUGE, now, 0
-    if packed[scope + 1] then
-      requests, requests_at, tokens_left, tokens_at, count = struct.unpack(STATE, packed[scope + 1])
-    end
-    if scope == 0 then in_flight = count end
-    levels[2 * scope + 1] = refilled(requests, requests_at, limits[2 * scope + 1], now)
-    levels[2 * scope + 2] = refilled(tokens_left, tokens_at, limits[2 * scope + 2], now)
-  end
+  levels, in_flight = bucket_levels(packed[1], packed[2], limits, now)
   expiry_field = packed[3]
 end
 
@@ -132,25 +124,7 @@ for i = 1, 4 do
 end
 
 local function report(taken)
-  -- For the headers: the bucket of each kind with the least left.
-  local out = {}
-  for kind = 1, 2 do
-    local limit, left = -1, nil
-    for i = kind, 4, 2 do
-      if levels[i] then
-        local after = levels[i] - (taken and wants[i] or 0)
-        if left == nil or after < left then limit, left = limits[i], after end
-      end
-    end
-    if left then
-      out[#out + 1] = limit
-      out[#out + 1] = math.max(0, math.floor(left))
-      out[#out + 1] = math.ceil((limit - left) * 60000 / limit)
-    else
-      out[#out + 1] = -1; out[#out + 1] = -1; out[#out + 1] = -1
-    end
-  end
-  return out
+  return limits_report(levels, limits, taken and wants or nil)
 end
 
 if refused then
