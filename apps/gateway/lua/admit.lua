@@ -86,12 +86,8 @@ end
 local hold = math.ceil(prompt_cost + allowance * out_price)
 local tokens = tonumber(ARGV[8]) + allowance
 
--- Token buckets: capacity = the per-minute limit, refilled continuously. The key's buckets
--- are one field of the limits hash, `k<key id>`, the organization's another, `o`; each packs
--- five doubles with struct (no number-to-text conversion, which cost more than the rest of
--- the bucket arithmetic): requests left, Redis time of that reading, tokens left, time of that
--- reading, requests in flight (the key's; the organization's are its holds). A bucket without
--- a limit is stored as math.huge, so it starts full once a limit is set.
+-- Token buckets: capacity = the per-minute limit, refilled continuously; the key's and the
+-- organization's, for requests and for tokens, as limits_state.lua keeps them.
 local kid = ARGV[19]
 local key_field = 'k' .. kid
 local limits = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])}
