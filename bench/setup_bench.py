@@ -4,7 +4,7 @@
 
 Creates the PostgreSQL database `tollgate_bench` if missing and migrates it, flushes Redis
 db 14, points provider `bench-demo` at the upstream, makes model `default` (the default) served
-by it, gives organization `Bench` no plan (no rate limits) and a million USD of credit when
+by it, gives organization `Bench` no plan (no rate limits) and 100,000 USD of credit when
 the ledger exists, and creates a new API key for it.
 The environment of bench.common.BENCH_ENV is applied before Django starts.
 """
@@ -27,7 +27,7 @@ PROVIDER_NAME = "bench-demo"
 MODEL_NAME = "default"
 UPSTREAM_MODEL = "demo-small"
 ORG_NAME = "Bench"
-MIN_CREDIT_USD = Decimal(1_000_000)
+MIN_CREDIT_USD = Decimal(100_000)  # 1e15 units: exact in admission's Lua numbers
 
 
 def ensure_database(name: str = BENCH_DATABASE_NAME) -> bool:

@@ -170,8 +170,8 @@ class Admission:
 
     async def peek_headers(self, key: KeyRecord) -> list[tuple[bytes, bytes]]:
         """The x-ratelimit-* headers of `key` as its buckets stand, taking nothing: for an
-        answer given before admission. None for a key without rate limits (no round trip),
-        nor when Redis does not answer (the answer goes out without them)."""
+        answer given before admission. No headers for a key without rate limits (and no round
+        trip), nor when Redis does not answer (the answer goes out without them)."""
         mine, org = key.key_limits, key.org_limits
         if not (mine.rpm or mine.tpm or org.rpm or org.tpm):
             return []

@@ -17,6 +17,7 @@ from apps.metering.ingest import ingest_pending
 from apps.metering.models import UsageRecord
 from apps.tenants.models import BillingMode
 from tests.conftest import tenant_with
+from tests.support.polling import poll
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,10 +60,12 @@ def ingest_everything(timeout_s: float = 10.0) -> None:
     answer is sent before its settlement, so a client can hold all its answers while the
     last settlements (which release the holds) are still on their way."""
     client = sync_redis()
-    deadline = time.monotonic() + timeout_s
-    while any(client.hlen(name) for name in client.scan_iter(match="*:holds")):
-        assert time.monotonic() < deadline, "requests still hold credit: not settled"
-        time.sleep(0.02)
+    poll(
+        lambda: any(client.hlen(name) for name in client.scan_iter(match="*:holds")),
+        lambda holding: not holding,
+        timeout_s,
+        "every request to be settled (to hold no credit)",
+    )
     ingest_pending(consumer="test", claim_idle_ms=0)
     assert sync_redis().xlen(USAGE_STREAM) >= 0
 
@@ -265,10 +268,8 @@ def test_a_repeated_settlement_changes_nothing_and_its_marker_is_short_lived(cat
     request_id = response.headers["x-request-id"]  # ours: the client sent none
     marker = settled_marker(org, request_id)
     client = sync_redis()
-    deadline = time.monotonic() + 5
-    while not client.exists(marker):  # settlement runs right after the answer went out
-        assert time.monotonic() < deadline, "the request was never settled"
-        time.sleep(0.02)
+    # Settlement runs right after the answer went out.
+    poll(lambda: client.exists(marker), bool, 5, "the request to be settled")
     lifetime = settled_marker_lifetime_s(settings.REDIS_SETTLE_TIMEOUT_S)
     assert lifetime <= 300  # bounded by the retries, not a day per request
     assert 0 < client.ttl(marker) <= lifetime

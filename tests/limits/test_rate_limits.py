@@ -13,6 +13,7 @@ from apps.hotstate.clients import sync_redis
 from apps.hotstate.keyspace import tenant_epoch
 from apps.limits.models import Plan
 from tests.conftest import tenant_with
+from tests.support.polling import poll
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -234,10 +235,12 @@ def test_the_slot_of_a_crashed_worker_comes_back_after_its_lifetime(catalog, gat
         f"Too many requests in flight: {whose} allows 1 at once."
         in refused.json()["error"]["message"]
     )
-    deadline = time.monotonic() + 3  # the slot lives 1 s
-    while (status := post(gateway_url, tenant.secret).status_code) == 429:
-        assert time.monotonic() < deadline, "the dead worker's slot never came back"
-        time.sleep(0.05)
+    status = poll(  # the slot lives 1 s
+        lambda: post(gateway_url, tenant.secret).status_code,
+        lambda status: status != 429,
+        3,
+        "the dead worker's slot to come back",
+    )
     assert status == 200
     assert time.monotonic() - admitted_at >= 0.9  # not before its lifetime was over
 
@@ -262,11 +265,13 @@ def test_a_key_slot_comes_back_after_success_failure_and_a_client_that_left(
         busy = post(gateway_url, tenant.secret)  # while the stream holds the slot
         next(response.iter_lines())
     assert busy.status_code == 429
-    deadline = time.monotonic() + 5
-    while (status := post(gateway_url, tenant.secret).status_code) != 200:
-        assert status == 429
-        assert time.monotonic() < deadline, "the slot of the stream the client left never came back"
-        time.sleep(0.05)
+    status = poll(
+        lambda: post(gateway_url, tenant.secret).status_code,
+        lambda status: status != 429,
+        5,
+        "the slot of the stream the client left to come back",
+    )
+    assert status == 200
 
 
 def test_the_limits_hash_outlives_its_last_write_and_its_expiry_is_refreshed_rarely(

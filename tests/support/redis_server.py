@@ -2,8 +2,8 @@
 
 import shutil
 import subprocess
-import time
 
+from tests.support.polling import poll
 from tests.support.servers import free_port
 
 
@@ -24,10 +24,11 @@ class PrivateRedis:
         ping = ["redis-cli", "-p", str(self.port), "--no-auth-warning", "ping"]
         if self.password:
             ping[1:1] = ["-a", self.password]
-        deadline = time.monotonic() + 10
-        while subprocess.run(ping, capture_output=True, check=False).stdout.strip() != b"PONG":
-            assert time.monotonic() < deadline, "private redis did not start"
-            time.sleep(0.05)
+
+        def answer() -> bytes:
+            return subprocess.run(ping, capture_output=True, check=False).stdout.strip()
+
+        poll(answer, lambda text: text == b"PONG", 10, "the private redis-server to start")
 
     def stop(self) -> None:
         if self.process is not None:

@@ -23,10 +23,7 @@
 -- 7 the caller's limits are stale (nothing taken: reload them and ask again),
 -- 8 the organization is suspended (nothing taken).
 
-local function int(x) return string.format('%.0f', x) end
-
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local now = redis_now()
 local state = redis.call('MGET', KEYS[2], KEYS[1], KEYS[4])
 local epoch = tonumber(state[1] or '0')
 
@@ -58,17 +55,18 @@ for _, member in ipairs(expired) do
       local field = 'k' .. string.sub(member, space + 1)
       local packed = redis.call('HGET', KEYS[3], field)
       if packed then
-        local requests, requests_at, tokens_left, tokens_at, count = struct.unpack(STATE, packed)
-        count = math.max(0, count - 1)
-        redis.call('HSET', KEYS[3], field,
-                   struct.pack(STATE, requests, requests_at, tokens_left, tokens_at, count))
+        local requests, requests_at, tokens_left, tokens_at, count = unpack_state(packed, now)
+        redis.call('HSET', KEYS[3], field, struct.pack(STATE, requests, requests_at, tokens_left,
+                                                       tokens_at, math.max(0, count - 1)))
       end
     end
   end
   redis.call('ZREM', KEYS[6], member)
 end
 
--- Credit: hold the most the request can cost, lowering the allowance if needed.
+-- Credit: hold the most the request can cost, lowering the allowance if needed. Lua numbers
+-- are doubles, exact for integers below 2^53 units of 1e-10 USD (about 900,000 USD); the
+-- counter itself only moves by INCRBY/DECRBY of exact integer text.
 local prompt_cost = tonumber(ARGV[11])
 local out_price = tonumber(ARGV[12])
 local choices = tonumber(ARGV[10])
@@ -154,16 +152,14 @@ if key_lanes > 0 then
   member = ARGV[1] .. ' ' .. kid
 end
 local keep = tonumber(ARGV[16])
-if key_limited then
-  local key_state = struct.pack(STATE, taken(1), now, taken(2), now, in_flight)
-  if org_limited then
-    local org_state = struct.pack(STATE, taken(3), now, taken(4), now, 0)
-    write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state, 'o', org_state)
-  else
-    write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state)
-  end
-elseif org_limited then
-  write_limits(KEYS[3], expiry_field, keep, now, 'o', struct.pack(STATE, taken(3), now, taken(4), now, 0))
+local key_state = key_limited and struct.pack(STATE, taken(1), now, taken(2), now, in_flight)
+local org_state = org_limited and struct.pack(STATE, taken(3), now, taken(4), now, 0)
+if key_state and org_state then
+  write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state, 'o', org_state)
+elseif key_state then
+  write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state)
+elseif org_state then
+  write_limits(KEYS[3], expiry_field, keep, now, 'o', org_state)
 end
 local left = redis.call('DECRBY', KEYS[4], int(hold))
 redis.call('HSET', KEYS[5], ARGV[1], int(hold))

@@ -1,15 +1,31 @@
--- Shared by admit.lua, settle.lua and peek.lua (prepended to each when it is loaded): the tenant's limits
--- hash. Field `k<key id>` holds the key's buckets, `o` the organization's, each packed with
--- struct as five doubles (STATE): requests left, the Redis time of that reading, tokens left,
--- the time of that reading, requests in flight (the key's; the organization's are its holds).
--- Packed numbers cost nothing to read and write, where text conversions (tostring, tonumber)
--- were the larger part of the limiter's time. A bucket without a limit is stored as HUGE, so
--- it starts full once a limit is set. Field `x` is the time until which the hash's expiry is
--- set (see write_limits).
+-- Shared by admit.lua, settle.lua and peek.lua (prepended to each when it is loaded): Redis'
+-- clock, integers as text, and the tenant's limits hash. Field `k<key id>` holds the key's
+-- buckets, `o` the organization's, each packed with struct as five doubles (STATE): requests
+-- left, the Redis time of that reading, tokens left, the time of that reading, requests in
+-- flight (the key's; the organization's are its holds). Packed numbers cost nothing to read
+-- and write, where text conversions (tostring, tonumber) were the larger part of the
+-- limiter's time. A bucket without a limit is stored as HUGE, so it starts full once a limit
+-- is set. Field `x` is the time until which the hash's expiry is set (see write_limits).
 
 local HUGE = math.huge
 local STATE = 'ddddd'
 local EXPIRY_REFRESH_S = 120
+
+-- Redis' time in seconds (never the worker's clock).
+local function redis_now()
+  local clock = redis.call('TIME')
+  return tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+end
+
+-- An integer as exact decimal text (for INCRBY, DECRBY and replies).
+local function int(x) return string.format('%.0f', x) end
+
+-- A packed bucket state (nil: none yet, so full buckets at `now`, nothing in flight) as
+-- requests left, its time, tokens left, its time, requests in flight.
+local function unpack_state(packed, now)
+  if not packed then return HUGE, now, HUGE, now, 0 end
+  return struct.unpack(STATE, packed)
+end
 
 -- What a bucket of `limit` per minute holds at `now`, last read as `level` at `at`; nil when
 -- it has no limit.
@@ -25,10 +41,7 @@ local function bucket_levels(key_state, org_state, limits, now)
   local levels, in_flight = {}, 0
   local states = {key_state, org_state}
   for scope = 1, 2 do
-    local requests, requests_at, tokens_left, tokens_at, count = HUGE, now, HUGE, now, 0
-    if states[scope] then
-      requests, requests_at, tokens_left, tokens_at, count = struct.unpack(STATE, states[scope])
-    end
+    local requests, requests_at, tokens_left, tokens_at, count = unpack_state(states[scope], now)
     if scope == 1 then in_flight = count end
     levels[2 * scope - 1] = refilled(requests, requests_at, limits[2 * scope - 1], now)
     levels[2 * scope] = refilled(tokens_left, tokens_at, limits[2 * scope], now)

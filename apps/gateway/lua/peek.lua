@@ -5,8 +5,7 @@
 -- ARGV: 1 key rpm  2 key tpm  3 org rpm  4 org tpm (0: none)  5 the API key id
 -- Returns the six report values of limits_report.
 
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local now = redis_now()
 local limits = {tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])}
 local packed = redis.call('HMGET', KEYS[1], 'k' .. ARGV[5], 'o')
 local levels = bucket_levels(packed[1], packed[2], limits, now)

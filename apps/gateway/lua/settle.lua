@@ -28,8 +28,7 @@ local refund = tonumber(ARGV[2])
 local key_tpm, org_tpm = tonumber(ARGV[3]), tonumber(ARGV[4])
 local refunds = refund ~= 0 and (key_tpm > 0 or org_tpm > 0)
 if refunds or free_slot then
-  local clock = redis.call('TIME')
-  local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+  local now = redis_now()
   local key_field = 'k' .. ARGV[6]
   local packed = redis.call('HMGET', KEYS[1], key_field, 'o', 'x')
   local writes = {}
@@ -39,10 +38,7 @@ if refunds or free_slot then
     local refund_here = refunds and limit > 0
     local slot_here = scope == 1 and free_slot
     if refund_here or slot_here then
-      local requests, requests_at, tokens_left, tokens_at, count = HUGE, now, HUGE, now, 0
-      if packed[scope] then
-        requests, requests_at, tokens_left, tokens_at, count = struct.unpack(STATE, packed[scope])
-      end
+      local requests, requests_at, tokens_left, tokens_at, count = unpack_state(packed[scope], now)
       if refund_here then
         local level = refilled(tokens_left, tokens_at, limit, now)
         tokens_left, tokens_at = math.max(-limit, math.min(limit, level + refund)), now
@@ -61,7 +57,7 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   return false
 end
 if held then
-  redis.call('INCRBY', KEYS[2], string.format('%.0f', tonumber(held) - tonumber(ARGV[5])))
+  redis.call('INCRBY', KEYS[2], int(tonumber(held) - tonumber(ARGV[5])))
 else
   redis.call('DECRBY', KEYS[2], ARGV[5])
 end
