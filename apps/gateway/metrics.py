@@ -20,7 +20,7 @@ def count_response(status: int) -> None:
 async def serve_metrics(send: Send, redis_failures: int) -> None:
     pid = os.getpid()
     lines = [
-        "# HELP tollgate_redis_failures_total Redis calls of admission or settlement that failed.",
+        "# HELP tollgate_redis_failures_total Failed Redis calls: admission, settlement, peeks.",
         "# TYPE tollgate_redis_failures_total counter",
         f'tollgate_redis_failures_total{{pid="{pid}"}} {redis_failures}',
         "# HELP tollgate_v1_responses_total Responses of the /v1 API by status.",
