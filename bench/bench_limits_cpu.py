@@ -37,10 +37,9 @@ from contextlib import ExitStack
 from typing import Any
 
 import httptools
-import orjson
 
 from bench.common import BENCH_ENV, RESULTS_DIR, free_port
-from bench.loadgen import PROMPT, Target
+from bench.loadgen import Target
 from bench.phases import SHORT_ANSWER
 from bench.processes import start_demo_upstream
 from bench.rawhttp import request_bytes
@@ -132,7 +131,7 @@ def _serve_in_this_process(setup: dict[str, str], args: argparse.Namespace) -> l
 
 
 def _request(target: Target) -> bytes:
-    body = orjson.dumps({"model": target.model, "messages": PROMPT, "demo": SHORT_ANSWER})
+    body = target.body(stream=False, demo=SHORT_ANSWER)
     return request_bytes(target.url, target.headers(), body)
 
 

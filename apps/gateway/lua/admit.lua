@@ -151,15 +151,17 @@ if key_lanes > 0 then
   in_flight = in_flight + 1
   member = ARGV[1] .. ' ' .. kid
 end
-local keep = tonumber(ARGV[16])
-local key_state = key_limited and struct.pack(STATE, taken(1), now, taken(2), now, in_flight)
-local org_state = org_limited and struct.pack(STATE, taken(3), now, taken(4), now, 0)
-if key_state and org_state then
-  write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state, 'o', org_state)
-elseif key_state then
-  write_limits(KEYS[3], expiry_field, keep, now, key_field, key_state)
-elseif org_state then
-  write_limits(KEYS[3], expiry_field, keep, now, 'o', org_state)
+local writes = {}
+if key_limited then
+  writes[#writes + 1] = key_field
+  writes[#writes + 1] = struct.pack(STATE, taken(1), now, taken(2), now, in_flight)
+end
+if org_limited then
+  writes[#writes + 1] = 'o'
+  writes[#writes + 1] = struct.pack(STATE, taken(3), now, taken(4), now, 0)
+end
+if #writes > 0 then
+  write_limits(KEYS[3], expiry_field, tonumber(ARGV[16]), now, unpack(writes))
 end
 local left = redis.call('DECRBY', KEYS[4], int(hold))
 redis.call('HSET', KEYS[5], ARGV[1], int(hold))
